@@ -1,0 +1,180 @@
+//! The command line, declared with clap and nothing else: no behaviour lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::paper::Lang;
+use crate::render::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "paperdigest",
+    version,
+    about = "Daily digests of research papers, written by a local LLM (GGUF on Candle)",
+    long_about = None
+)]
+pub struct Cli {
+    /// Config file (default: $PAPERDIGEST_CONFIG or <config dir>/paperdigest/config.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where models are stored (default: $PAPERDIGEST_MODELS or <data dir>/paperdigest/models).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Hugging Face endpoint for model downloads (default: $HF_ENDPOINT or https://huggingface.co).
+    #[arg(long, global = true, value_name = "URL")]
+    pub hf_endpoint: Option<String>,
+    /// More output: -v streams the generated text, -vv adds debug logs.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No progress display; only warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a digest of local PDF files or folders of PDFs.
+    Digest(DigestArgs),
+    /// Print the clean text of a PDF, or its structure as JSON.
+    Extract(ExtractArgs),
+    /// List, download and locate models.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// PDF files or folders holding PDF files.
+    #[arg(required = true, value_name = "PDF_OR_FOLDER")]
+    pub inputs: Vec<PathBuf>,
+    /// Output file (default: digests/<DATE>.<ext>).
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Output format: md or json.
+    #[arg(long, default_value = "md", value_parser = parse_format)]
+    pub format: Format,
+    /// The date the digest is for (default: today, UTC).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub date: Option<chrono::NaiveDate>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Language of the digest: vi (default, as the reference) or en.
+    #[arg(long, value_parser = parse_lang)]
+    pub lang: Option<Lang>,
+    /// Folder with prompt files overriding the built-in ones (see prompts/README.md).
+    #[arg(long, value_name = "DIR")]
+    pub prompts: Option<PathBuf>,
+    /// What the patent ideas should apply the paper to.
+    #[arg(long, value_name = "TEXT")]
+    pub patent_focus: Option<String>,
+}
+
+/// Which model to run and how to sample from it.
+#[derive(Debug, Args, Clone)]
+pub struct ModelArgs {
+    /// A registry name (see `paperdigest models list`) or a path to a .gguf file.
+    #[arg(short, long, value_name = "NAME|PATH")]
+    pub model: Option<String>,
+    /// cpu, cuda, cuda:N, metal or auto.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+    /// Most tokens of prompt plus answer per request (capped by the model).
+    #[arg(long, value_name = "TOKENS")]
+    pub max_context: Option<usize>,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling threshold.
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Random seed; the same seed, model and inputs give the same digest.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// The PDF file.
+    pub file: PathBuf,
+    /// Print the structure (title, authors, abstract, sections, ...) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List the models of the registry and whether each is stored locally.
+    List,
+    /// Download a model into the local store (no-op when it is already there).
+    Pull {
+        /// Registry name of the model.
+        name: String,
+    },
+}
+
+fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| format!("`{s}` is not a date in YYYY-MM-DD form ({e})"))
+}
+
+fn parse_lang(s: &str) -> Result<Lang, String> {
+    s.parse()
+        .map_err(|e: crate::paper::LangError| e.to_string())
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+        .map_err(|e: crate::render::FormatError| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn digest_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "paperdigest",
+            "digest",
+            "a.pdf",
+            "dir",
+            "--lang",
+            "en",
+            "--date",
+            "2026-01-09",
+            "--model",
+            "x.gguf",
+            "--seed",
+            "3",
+            "-v",
+        ])
+        .unwrap();
+        assert_eq!(cli.verbose, 1);
+        let Command::Digest(args) = cli.command else {
+            panic!("not digest");
+        };
+        assert_eq!(args.inputs.len(), 2);
+        assert_eq!(args.lang, Some(Lang::En));
+        assert_eq!(args.model.seed, Some(3));
+        assert_eq!(args.date.unwrap().to_string(), "2026-01-09");
+    }
+
+    #[test]
+    fn invalid_date_is_rejected_with_a_clear_message() {
+        let err = Cli::try_parse_from(["paperdigest", "digest", "a.pdf", "--date", "2026-13-01"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a date"), "{err}");
+    }
+}

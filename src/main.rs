@@ -1,0 +1,159 @@
+//! The `paperdigest` binary: parses the command line, resolves settings, calls the library,
+//! and maps results to output and exit codes (0 ok, 1 error, 2 digest written but some papers
+//! failed).
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use paperdigest::app::{self, DigestRequest};
+use paperdigest::cli::{Cli, Command, DigestArgs, ModelArgs, ModelsCommand};
+use paperdigest::config::{FileConfig, FlagOverrides, Settings};
+use paperdigest::progress::Display;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0 | 1) => "warn",
+        (false, 2) => "info,paperdigest=debug",
+        (false, _) => "debug",
+    };
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn settings(cli: &Cli, flags: FlagOverrides) -> anyhow::Result<Settings> {
+    let (path, required) = match &cli.config {
+        Some(path) => (Some(path.clone()), true),
+        None => (FileConfig::default_path(), false),
+    };
+    let file = match path {
+        Some(path) => FileConfig::load(&path, required)?,
+        None => None,
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let mut flags = flags;
+    flags.models_dir = cli.models_dir.clone();
+    flags.hf_endpoint = cli.hf_endpoint.clone();
+    Ok(Settings::resolve(file, &env, flags)?)
+}
+
+fn model_flags(args: &ModelArgs) -> FlagOverrides {
+    FlagOverrides {
+        model: args.model.clone(),
+        device: args.device.clone(),
+        max_context: args.max_context,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        seed: args.seed,
+        ..FlagOverrides::default()
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let display = Display::detect(cli.quiet, cli.verbose >= 1);
+    match &cli.command {
+        Command::Digest(args) => digest(&cli, args, &display),
+        Command::Extract(args) => {
+            let document = paperdigest::pdf::extract_file(&args.file)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&document)?);
+            } else {
+                println!("{}", document.body_text());
+            }
+            for warning in &document.warnings {
+                tracing::warn!(file = %args.file.display(), "{warning}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Models { command } => {
+            let settings = settings(&cli, FlagOverrides::default())?;
+            let (registry, store) = app::model_catalog(&settings)?;
+            match command {
+                ModelsCommand::List => {
+                    println!(
+                        "{:<30} {:<8} {:<8} {:>9}  STORED",
+                        "NAME", "ARCH", "QUANT", "SIZE"
+                    );
+                    for entry in registry.entries() {
+                        println!(
+                            "{:<30} {:<8} {:<8} {:>7} MB  {}",
+                            entry.name,
+                            entry.architecture,
+                            entry.quantization,
+                            entry.size_bytes / 1_000_000,
+                            if store.is_stored(entry) { "yes" } else { "no" }
+                        );
+                    }
+                    println!("\nstore: {}", store.root().display());
+                }
+                ModelsCommand::Pull { name } => {
+                    let entry = registry.get(name).with_context(|| {
+                        let names: Vec<_> =
+                            registry.entries().iter().map(|e| e.name.as_str()).collect();
+                        format!("unknown model `{name}`; known models: {}", names.join(", "))
+                    })?;
+                    let resolved = paperdigest::llm::registry::pull(
+                        entry,
+                        &store,
+                        &app::resolve_options(&settings, &display),
+                    )?;
+                    println!("{}", resolved.path.display());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn digest(cli: &Cli, args: &DigestArgs, display: &Display) -> anyhow::Result<ExitCode> {
+    let mut flags = model_flags(&args.model);
+    flags.lang = args.lang;
+    flags.prompts_dir = args.prompts.clone();
+    flags.patent_focus = args.patent_focus.clone();
+    let settings = settings(cli, flags)?;
+    let request = DigestRequest {
+        inputs: args.inputs.clone(),
+        out: args.out.clone(),
+        format: args.format,
+        date: args.date,
+    };
+    let outcome = app::run_digest(&request, &settings, display)?;
+    let failed = outcome
+        .digest
+        .papers
+        .iter()
+        .filter(|p| p.error.is_some())
+        .count();
+    if !cli.quiet {
+        eprintln!(
+            "wrote {} ({} papers, {} failed)",
+            outcome.written.display(),
+            outcome.digest.papers.len(),
+            failed
+        );
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,361 @@
+//! The PDF room: turns a paper's PDF bytes into a [`Document`] (title, authors, arXiv stamp,
+//! abstract, body sections in reading order with the reference list cut).
+//!
+//! Submodules, in pipeline order: `forms` (rewrites pages so pdf-extract places figure text
+//! correctly) and `glyphs` (the only code that runs pdf-extract, panic-guarded) -> `layout` (words, lines, columns, reading order, running headers) ->
+//! `clean` (ligatures, bad characters, hyphenation) -> `meta` (stamp, title, authors) and
+//! `structure` (abstract, headings, sections).
+
+mod clean;
+mod forms;
+mod glyphs;
+mod layout;
+mod meta;
+mod structure;
+#[cfg(test)]
+mod testpdf;
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+pub use meta::find_arxiv_id;
+
+/// Files larger than this are refused before parsing (arXiv caps submissions at 50 MB).
+pub const MAX_BYTES: u64 = 100 * 1024 * 1024;
+/// Pages read at most; later pages are skipped with a warning (papers put what matters first).
+pub const MAX_PAGES: usize = 150;
+
+/// What was extracted from one paper.
+#[derive(Debug, Clone, Serialize)]
+pub struct Document {
+    pub title: Option<String>,
+    pub authors: Vec<String>,
+    /// From the arXiv margin stamp on page 1, version kept ("2202.00666v5", "hep-th/9901001v1").
+    pub arxiv_id: Option<String>,
+    /// The date printed in the arXiv stamp.
+    #[serde(serialize_with = "iso_date")]
+    pub stamp_date: Option<NaiveDate>,
+    /// The info dictionary's CreationDate.
+    #[serde(serialize_with = "iso_date")]
+    pub creation_date: Option<NaiveDate>,
+    pub abstract_text: Option<String>,
+    /// Body after the abstract in reading order, reference list removed.
+    pub sections: Vec<Section>,
+    /// Page count of the file.
+    pub pages: usize,
+    /// What went wrong on the way without stopping extraction.
+    pub warnings: Vec<String>,
+}
+
+/// One headed part of the body. Subsections are sections of their own, in order.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Section {
+    /// The heading as printed, numbering included ("2.1 Method").
+    pub heading: String,
+    /// Paragraphs separated by blank lines.
+    pub text: String,
+    /// After the reference list or an "Appendix" heading.
+    pub appendix: bool,
+}
+
+/// Dates serialise as "YYYY-MM-DD" (chrono's own serde support is not enabled in this crate).
+fn iso_date<S: serde::Serializer>(date: &Option<NaiveDate>, s: S) -> Result<S::Ok, S::Error> {
+    match date {
+        Some(d) => s.serialize_str(&d.format("%Y-%m-%d").to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Why a PDF could not be read. Every variant names its input.
+#[derive(Debug, thiserror::Error)]
+pub enum PdfError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{source_name} is not a PDF ({found})")]
+    NotPdf { source_name: String, found: String },
+    #[error("{source_name} is encrypted and cannot be opened without a password")]
+    Encrypted { source_name: String },
+    #[error("{source_name} has no extractable text in {pages} pages (scanned or image-only PDF?)")]
+    NoText { source_name: String, pages: usize },
+    #[error("{source_name} is a malformed PDF: {reason}")]
+    Malformed { source_name: String, reason: String },
+    #[error("{source_name} is too large: {bytes} bytes (limit {limit})")]
+    TooLarge {
+        source_name: String,
+        bytes: u64,
+        limit: u64,
+    },
+}
+
+impl Document {
+    /// The abstract and the sections as one text, each part under its heading.
+    pub fn body_text(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(a) = &self.abstract_text {
+            parts.push(format!("Abstract\n\n{a}"));
+        }
+        for s in &self.sections {
+            if s.text.is_empty() {
+                parts.push(s.heading.clone());
+            } else {
+                parts.push(format!("{}\n\n{}", s.heading, s.text));
+            }
+        }
+        parts.join("\n\n")
+    }
+}
+
+/// Reads and extracts a PDF file.
+pub fn extract_file(path: &Path) -> Result<Document, PdfError> {
+    let io = |source| PdfError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    check_size(
+        std::fs::metadata(path).map_err(io)?.len(),
+        &path.display().to_string(),
+    )?;
+    let bytes = std::fs::read(path).map_err(io)?;
+    extract_bytes(&bytes, &path.display().to_string())
+}
+
+/// Extracts a PDF held in memory; `source_name` names it in errors and warnings.
+pub fn extract_bytes(bytes: &[u8], source_name: &str) -> Result<Document, PdfError> {
+    let started = std::time::Instant::now();
+    check_size(bytes.len() as u64, source_name)?;
+    if let Some(found) = not_pdf(bytes) {
+        return Err(PdfError::NotPdf {
+            source_name: source_name.to_string(),
+            found,
+        });
+    }
+    let raw = glyphs::capture(bytes, source_name, MAX_PAGES)?;
+    let mut warnings = raw.warnings.clone();
+    let pages = layout::lay_out(&raw.pages);
+
+    // Clean every line once; drop lines left empty and the upright form of the arXiv stamp.
+    let first_page = pages.first().map_or(1, |p| p.number);
+    let mut dropped = clean::Dropped::default();
+    let mut lines: Vec<layout::Line> = Vec::new();
+    for page in &pages {
+        for line in &page.lines {
+            let mut line = line.clone();
+            line.text = clean::clean_chars(&line.text, &mut dropped);
+            for w in &mut line.words {
+                w.text = clean::clean_chars(&w.text, &mut clean::Dropped::default());
+            }
+            let stamp_like = page.number == first_page && meta::is_stamp_line(&line.text);
+            if !line.text.is_empty() && !stamp_like {
+                lines.push(line);
+            }
+        }
+    }
+    // A paragraph that runs on into the next column or page: the flow restarts with a
+    // lower-case word after a line that reached its margin.
+    for i in 1..lines.len() {
+        let (prev, line) = (&lines[i - 1], &lines[i]);
+        if line.gap_before.is_infinite()
+            && !prev.short
+            && (prev.size - line.size).abs() <= 0.1 * line.size
+            && line.text.chars().next().is_some_and(char::is_lowercase)
+        {
+            lines[i].para_start = false;
+        }
+    }
+    if dropped.total() > 0 {
+        warnings.push(format!(
+            "{source_name}: dropped {} unusable characters ({} replacement, {} control, {} private-use)",
+            dropped.total(),
+            dropped.replacement,
+            dropped.control,
+            dropped.private_use
+        ));
+    }
+    let letters: usize = lines
+        .iter()
+        .map(|l| l.text.chars().filter(|c| c.is_alphabetic()).count())
+        .sum();
+    if letters < 100 && raw.failed_pages > 0 {
+        return Err(PdfError::Malformed {
+            source_name: source_name.to_string(),
+            reason: format!(
+                "text could not be decoded on {} of {} pages ({})",
+                raw.failed_pages,
+                raw.pages.len(),
+                raw.warnings.first().map_or("", String::as_str)
+            ),
+        });
+    }
+    if letters < 100 {
+        return Err(PdfError::NoText {
+            source_name: source_name.to_string(),
+            pages: raw.page_count,
+        });
+    }
+    let body = layout::body_size(lines.iter());
+    let page1_end = lines
+        .iter()
+        .position(|l| l.page != first_page)
+        .unwrap_or(lines.len());
+    let page1 = &lines[..page1_end];
+    let page1_text: String = page1
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+
+    let stamp = pages
+        .first()
+        .map(|p| {
+            let upright: Vec<layout::Line> = p
+                .lines
+                .iter()
+                .filter(|l| l.page == first_page)
+                .cloned()
+                .collect();
+            meta::read_stamp(&p.rotated, &upright)
+        })
+        .unwrap_or_default();
+
+    let page_height = pages.first().map_or(792.0, |p| p.height);
+    let found_title = meta::layout_title(page1, page_height, body);
+    let title = match raw.info.title.as_deref() {
+        Some(t) if meta::meaningful_title(t, &page1_text) => {
+            Some(t.split_whitespace().collect::<Vec<_>>().join(" "))
+        }
+        _ => found_title.as_ref().map(|(t, _)| t.clone()),
+    };
+    if title.is_none() {
+        warnings.push(format!("{source_name}: no title found"));
+    }
+    let after_title = found_title.as_ref().map_or(0, |(_, end)| end + 1);
+
+    let spot = structure::find_abstract(&lines, after_title);
+    let body_from = spot.as_ref().map_or(after_title, |s| s.heading + 1);
+    let compounds = clean::Compounds::from_texts(lines.iter().map(|l| l.text.as_str()));
+    let (mut sections, first_heading) = structure::sections(&lines, body_from, body, &compounds);
+    let abstract_text = spot
+        .as_ref()
+        .map(|s| structure::abstract_text(&lines, s, first_heading, &compounds))
+        .filter(|a| !a.is_empty());
+    if abstract_text.is_none() {
+        warnings.push(format!("{source_name}: no abstract found"));
+    }
+
+    // The info /Author wins only when every entry reads as a person's name (not a login
+    // such as "jdoe" or a placeholder such as "Administrator").
+    let info_authors: Option<Vec<String>> = raw.info.author.as_deref().and_then(|field| {
+        meta::split_author_field(field)
+            .iter()
+            .map(|n| meta::as_person_name(n))
+            .collect()
+    });
+    let authors = match info_authors {
+        Some(names) if !names.is_empty() => names,
+        _ => {
+            let end = spot
+                .as_ref()
+                .map(|s| s.heading)
+                .or(first_heading)
+                .unwrap_or(page1_end)
+                .min(page1_end);
+            meta::layout_authors(lines.get(after_title..end).unwrap_or(&[]))
+        }
+    };
+    if authors.is_empty() {
+        warnings.push(format!("{source_name}: no author names found"));
+    }
+
+    if sections.is_empty() {
+        // Keep the text usable downstream even when no heading was recognised.
+        let start = first_heading.unwrap_or(body_from);
+        let text = clean::join_lines_with(
+            lines.iter().skip(start).map(|l| l.text.as_str()),
+            &compounds,
+        );
+        if !text.is_empty() {
+            warnings.push(format!(
+                "{source_name}: no section headings recognised; body kept as one section"
+            ));
+            sections.push(Section {
+                heading: "Body".to_string(),
+                text,
+                appendix: false,
+            });
+        }
+    }
+
+    let doc = Document {
+        title,
+        authors,
+        arxiv_id: stamp.id,
+        stamp_date: stamp.date,
+        creation_date: raw
+            .info
+            .creation_date
+            .as_deref()
+            .and_then(meta::parse_pdf_date),
+        abstract_text,
+        sections,
+        pages: raw.page_count,
+        warnings,
+    };
+    tracing::debug!(
+        source = source_name,
+        pages = doc.pages,
+        two_column_pages = pages.iter().filter(|p| p.two_column).count(),
+        sections = doc.sections.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "extracted PDF"
+    );
+    Ok(doc)
+}
+
+/// Refuses inputs over [`MAX_BYTES`].
+fn check_size(bytes: u64, source_name: &str) -> Result<(), PdfError> {
+    if bytes > MAX_BYTES {
+        return Err(PdfError::TooLarge {
+            source_name: source_name.to_string(),
+            bytes,
+            limit: MAX_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// Describes what `bytes` are when they are not a PDF (a PDF header may follow some junk, as
+/// the spec allows, within the first kilobyte).
+fn not_pdf(bytes: &[u8]) -> Option<String> {
+    let head = &bytes[..bytes.len().min(1024)];
+    if head.windows(5).any(|w| w == b"%PDF-") {
+        return None;
+    }
+    let text = String::from_utf8_lossy(head).to_lowercase();
+    let trimmed = text.trim_start();
+    Some(if bytes.is_empty() {
+        "empty file".to_string()
+    } else if trimmed.starts_with("<!doctype html")
+        || trimmed.starts_with("<html")
+        || text.contains("<head")
+    {
+        "an HTML page".to_string()
+    } else if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        "JSON or other text".to_string()
+    } else if head.starts_with(b"PK\x03\x04") {
+        "a ZIP archive".to_string()
+    } else if head.starts_with(b"\x1f\x8b") {
+        "gzip data".to_string()
+    } else {
+        let shown: String = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("no %PDF- header; starts with bytes {shown}")
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,527 @@
+//! End-to-end tests of the PDF room: synthetic PDFs built with lopdf, bad inputs, the bundled
+//! example paper, and every real paper in /work/shared/papers when that folder exists.
+
+use super::testpdf::{self, Part};
+use super::*;
+
+const LIGATURES: [char; 7] = [
+    '\u{FB00}', '\u{FB01}', '\u{FB02}', '\u{FB03}', '\u{FB04}', '\u{FB05}', '\u{FB06}',
+];
+
+/// Paragraph text with hyphenation points (`|`), ligatures and a marker word at its end.
+fn filler(topic: &str) -> String {
+    format!(
+        "This para|graph dis|cusses {topic} in enough words to \u{FB01}ll several lines of a col|umn. \
+         It keeps go|ing with plain sen|tences so the lay|out has real para|graphs to or|der, \
+         and the text \u{FB02}ows through re|pre|sen|ta|tions of mean|ing across the page. \
+         Hyphen|ated words must come back whole after extrac|tion, and it ends with a marker \
+         word {topic}end."
+    )
+}
+
+/// What `filler` reads like once extracted.
+fn filler_plain(topic: &str) -> String {
+    filler(topic)
+        .replace('|', "")
+        .replace('\u{FB01}', "fi")
+        .replace('\u{FB02}', "fl")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn synthetic_body() -> Vec<Part> {
+    let mut body = Vec::new();
+    for (heading, topic) in [
+        ("1 Introduction", "intro"),
+        ("2 Method", "method"),
+        ("2.1 Details", "details"),
+        ("3 Results", "results"),
+        ("4 Conclusion", "conclusion"),
+    ] {
+        body.push(Part::Heading(heading.into()));
+        body.push(Part::Para(filler(topic)));
+        body.push(Part::Para(filler(&format!("{topic}2"))));
+    }
+    body.push(Part::Heading("References".into()));
+    body.push(Part::Para(
+        "A. Vaswani, N. Shazeer, and N. Parmar. 2017. Attention is all you need. In NeurIPS."
+            .into(),
+    ));
+    body.push(Part::Para(
+        "T. Brown, B. Mann, and N. Ryder. 2020. Language models are few-shot learners. In NeurIPS."
+            .into(),
+    ));
+    body.push(Part::Heading("A Proofs".into()));
+    body.push(Part::Para(filler("proofs")));
+    body
+}
+
+fn synthetic(two_columns: bool, title: Option<&str>, author: Option<&str>) -> Vec<u8> {
+    let pages = testpdf::paper(
+        &["Synthetic Layouts for Testing", "Paper Extraction"],
+        "Ada Lovelace    Alan Turing    Grace Hopper",
+        "We describe a synthetic paper used to test the extractor. It has a title, three \
+         authors, an abstract and numbered sections, followed by references and an appendix.",
+        &synthetic_body(),
+        two_columns,
+        Some("arXiv:2401.12345v2  [cs.CL]  6 Feb 2024"),
+    );
+    testpdf::build(&pages, title, author)
+}
+
+fn section<'a>(doc: &'a Document, heading: &str) -> &'a Section {
+    doc.sections
+        .iter()
+        .find(|s| s.heading == heading)
+        .unwrap_or_else(|| panic!("no section {heading:?} in {:?}", headings(doc)))
+}
+
+fn headings(doc: &Document) -> Vec<&str> {
+    doc.sections.iter().map(|s| s.heading.as_str()).collect()
+}
+
+#[test]
+fn synthetic_papers_one_and_two_columns() {
+    for two in [false, true] {
+        let bytes = synthetic(two, None, None);
+        let doc = extract_bytes(&bytes, "synthetic.pdf").expect("extracts");
+        let ctx = format!("two_columns={two}: {doc:#?}");
+        assert_eq!(
+            doc.title.as_deref(),
+            Some("Synthetic Layouts for Testing Paper Extraction"),
+            "{ctx}"
+        );
+        assert_eq!(
+            doc.authors,
+            ["Ada Lovelace", "Alan Turing", "Grace Hopper"],
+            "{ctx}"
+        );
+        assert_eq!(doc.arxiv_id.as_deref(), Some("2401.12345v2"), "{ctx}");
+        assert_eq!(doc.stamp_date, NaiveDate::from_ymd_opt(2024, 2, 6), "{ctx}");
+        assert_eq!(
+            doc.creation_date,
+            NaiveDate::from_ymd_opt(2024, 3, 5),
+            "{ctx}"
+        );
+        let abs = doc.abstract_text.as_deref().unwrap_or_default();
+        assert!(abs.starts_with("We describe a synthetic paper"), "{ctx}");
+        assert!(
+            abs.ends_with("followed by references and an appendix."),
+            "{ctx}"
+        );
+        assert_eq!(
+            headings(&doc),
+            [
+                "1 Introduction",
+                "2 Method",
+                "2.1 Details",
+                "3 Results",
+                "4 Conclusion",
+                "A Proofs"
+            ],
+            "{ctx}"
+        );
+        let intro = &section(&doc, "1 Introduction").text;
+        assert_eq!(
+            intro,
+            &format!("{}\n\n{}", filler_plain("intro"), filler_plain("intro2")),
+            "{ctx}"
+        );
+        assert_eq!(
+            section(&doc, "A Proofs").text,
+            filler_plain("proofs"),
+            "{ctx}"
+        );
+        assert!(section(&doc, "A Proofs").appendix, "{ctx}");
+        assert!(!section(&doc, "4 Conclusion").appendix, "{ctx}");
+        let all = doc.body_text();
+        for absent in [
+            "Vaswani",
+            "few-shot learners",
+            "Preprint under review",
+            "arXiv:2401",
+        ] {
+            assert!(
+                !all.contains(absent),
+                "{absent:?} leaked into the body: {ctx}"
+            );
+        }
+        // Page numbers are gone: no paragraph ends with a bare number line.
+        assert!(
+            !all.lines()
+                .any(|l| l.trim().chars().all(|c| c.is_ascii_digit()) && !l.trim().is_empty()),
+            "{ctx}"
+        );
+        assert!(!all.contains(LIGATURES), "{ctx}");
+        assert!(doc.warnings.is_empty(), "{ctx}");
+    }
+}
+
+#[test]
+fn fixture_really_hyphenates() {
+    for chars in [40, 78] {
+        let lines = testpdf::wrap(&filler("x"), chars);
+        assert!(lines.iter().any(|l| l.ends_with('-')), "{lines:?}");
+    }
+}
+
+#[test]
+fn info_dictionary_title_and_authors_win_when_meaningful() {
+    let cases = [
+        (
+            Some("Synthetic Layouts for Testing Paper Extraction (v2)"),
+            Some("A. Byron; C. Babbage"),
+            "Synthetic Layouts for Testing Paper Extraction (v2)",
+            vec!["A. Byron", "C. Babbage"],
+        ),
+        // Placeholder titles and an empty author field fall back to the page.
+        (
+            Some("paper.dvi"),
+            Some(""),
+            "Synthetic Layouts for Testing Paper Extraction",
+            vec!["Ada Lovelace", "Alan Turing", "Grace Hopper"],
+        ),
+        (
+            Some("Microsoft Word - draft.docx"),
+            None,
+            "Synthetic Layouts for Testing Paper Extraction",
+            vec!["Ada Lovelace", "Alan Turing", "Grace Hopper"],
+        ),
+        // A login name in /Author is not an author list.
+        (
+            None,
+            Some("Administrator"),
+            "Synthetic Layouts for Testing Paper Extraction",
+            vec!["Ada Lovelace", "Alan Turing", "Grace Hopper"],
+        ),
+    ];
+    for (title, author, want_title, want_authors) in cases {
+        let doc = extract_bytes(&synthetic(false, title, author), "info.pdf").expect("extracts");
+        assert_eq!(doc.title.as_deref(), Some(want_title), "{title:?}");
+        assert_eq!(doc.authors, want_authors, "{author:?}");
+    }
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let html = b"<!DOCTYPE html><html><head><title>Just a moment...</title></head></html>";
+    let cases: [(&[u8], &str); 4] = [
+        (b"", "empty file"),
+        (html, "HTML page"),
+        (
+            b"\x00\x01\x02garbage bytes that are not a pdf",
+            "no %PDF- header",
+        ),
+        (b"PK\x03\x04zipzip", "ZIP"),
+    ];
+    for (bytes, want) in cases {
+        match extract_bytes(bytes, "input.bin") {
+            Err(e @ PdfError::NotPdf { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains(want) && msg.contains("input.bin"), "{msg}");
+            }
+            other => panic!("{want}: expected NotPdf, got {other:?}"),
+        }
+    }
+    let err = extract_bytes(b"%PDF-1.4\ntruncated", "cut.pdf").expect_err("malformed");
+    assert!(matches!(err, PdfError::Malformed { .. }), "{err}");
+    assert!(err.to_string().contains("cut.pdf"));
+    let missing = extract_file(Path::new("/nonexistent/dir/paper.pdf")).expect_err("missing");
+    assert!(matches!(missing, PdfError::Io { .. }) && missing.to_string().contains("paper.pdf"));
+}
+
+#[test]
+fn pages_without_text_are_no_text() {
+    let bytes = testpdf::build(&[vec![], vec![]], None, None);
+    let err = extract_bytes(&bytes, "scan.pdf").expect_err("no text");
+    assert!(matches!(err, PdfError::NoText { pages: 2, .. }), "{err}");
+}
+
+#[test]
+fn truncated_pdf_degrades_or_fails_cleanly() {
+    let bytes = synthetic(true, None, None);
+    for cut in [bytes.len() / 2, bytes.len() * 9 / 10, 64] {
+        match extract_bytes(&bytes[..cut], "cut.pdf") {
+            Ok(doc) => assert!(!doc.warnings.is_empty() || doc.title.is_some(), "{doc:?}"),
+            Err(e) => assert!(e.to_string().contains("cut.pdf"), "{e}"),
+        }
+    }
+}
+
+/// Rewrites every dictionary that has `key` with `f` (to break fixtures on purpose).
+fn break_fixture(bytes: &[u8], key: &[u8], f: impl Fn(&mut lopdf::Dictionary)) -> Vec<u8> {
+    let mut doc = lopdf::Document::load_mem(bytes).expect("fixture loads");
+    for obj in doc.objects.values_mut() {
+        if let Ok(dict) = obj.as_dict_mut()
+            && dict.get(key).is_ok()
+        {
+            f(dict);
+        }
+    }
+    let mut out = Vec::new();
+    doc.save_to(&mut out).expect("saves");
+    out
+}
+
+/// pdf-extract panics on pages without a MediaBox; lopdf's plain extraction does not need
+/// one, so every page falls back to plain text and the document still comes out.
+#[test]
+fn pdf_extract_crash_falls_back_to_plain_text() {
+    let broken = break_fixture(&synthetic(false, None, None), b"MediaBox", |d| {
+        d.remove(b"MediaBox");
+    });
+    let doc = extract_bytes(&broken, "nobox.pdf").expect("degraded document");
+    assert!(
+        doc.warnings.iter().any(|w| w.contains("used plain text")),
+        "{:?}",
+        doc.warnings
+    );
+    assert!(doc.body_text().contains("introend"), "{}", doc.body_text());
+}
+
+/// When neither extractor can decode the fonts, the error says so instead of claiming the
+/// PDF is a scan.
+#[test]
+fn undecodable_fonts_are_malformed_not_no_text() {
+    let broken = break_fixture(&synthetic(false, None, None), b"BaseFont", |d| {
+        d.set("Encoding", lopdf::Object::Name(b"BogusEncoding".to_vec()));
+    });
+    match extract_bytes(&broken, "bogus.pdf") {
+        Err(e @ PdfError::Malformed { .. }) => assert!(e.to_string().contains("bogus.pdf"), "{e}"),
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+}
+
+/// The first half of a real paper (a cut download): a clear error or a degraded document.
+#[test]
+fn truncated_real_paper() {
+    let path = Path::new("/work/shared/papers/2309.10608_medical-dialogue-amr.pdf");
+    let Ok(bytes) = std::fs::read(path) else {
+        println!("note: {} is absent, skipping", path.display());
+        return;
+    };
+    match extract_bytes(&bytes[..bytes.len() / 2], "half.pdf") {
+        Ok(doc) => {
+            println!(
+                "half a paper gave a document with warnings {:?}",
+                doc.warnings
+            );
+            assert!(!doc.warnings.is_empty(), "{doc:?}");
+        }
+        Err(e) => {
+            println!("half a paper: {e}");
+            assert!(e.to_string().contains("half.pdf"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn body_text_and_serialisation() {
+    let doc = Document {
+        title: Some("T".into()),
+        authors: vec!["A B".into()],
+        arxiv_id: None,
+        stamp_date: None,
+        creation_date: NaiveDate::from_ymd_opt(2024, 1, 2),
+        abstract_text: Some("Short.".into()),
+        sections: vec![
+            Section {
+                heading: "1 Intro".into(),
+                text: "Para one.\n\nPara two.".into(),
+                appendix: false,
+            },
+            Section {
+                heading: "1.1 Empty".into(),
+                text: String::new(),
+                appendix: false,
+            },
+        ],
+        pages: 1,
+        warnings: vec![],
+    };
+    assert_eq!(
+        doc.body_text(),
+        "Abstract\n\nShort.\n\n1 Intro\n\nPara one.\n\nPara two.\n\n1.1 Empty"
+    );
+    let json = serde_json::to_value(&doc).expect("serialises");
+    assert_eq!(json["creation_date"], "2024-01-02");
+    assert_eq!(json["sections"][0]["heading"], "1 Intro");
+}
+
+/// The example paper shipped with the project.
+#[test]
+fn bundled_example_paper() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/paperdigest-note.pdf");
+    let doc = extract_file(Path::new(path)).expect("example paper extracts");
+    assert_eq!(
+        doc.title.as_deref(),
+        Some("paperdigest: Private Daily Paper Digests with Local Quantized Language Models")
+    );
+    assert_eq!(doc.authors, ["Lan Nguyen", "Minh Tran"]);
+    let abs = doc.abstract_text.as_deref().unwrap_or_default();
+    assert!(abs.starts_with("Every morning"), "{abs}");
+    assert!(abs.len() > 400, "{abs}");
+    let hs = headings(&doc);
+    assert_eq!(
+        hs,
+        [
+            "1 Introduction",
+            "2 Design",
+            "3 Pipeline",
+            "4 Evaluation",
+            "5 Conclusion and Future Work"
+        ],
+        "{doc:#?}"
+    );
+    let pipeline = &section(&doc, "3 Pipeline").text;
+    for want in [
+        "Table 1 lists the stages",
+        "Paper list",
+        "Context selection then fits",
+    ] {
+        assert!(pipeline.contains(want), "{want:?} not in {pipeline}");
+    }
+    assert!(
+        section(&doc, "2 Design")
+            .text
+            .contains("directly from the GGUF file")
+    );
+    assert_eq!(doc.arxiv_id, None, "the note has no arXiv stamp");
+    let all = doc.body_text();
+    for leaked in ["Gerganov", "Technical Report", "minimalist ML framework"] {
+        assert!(!all.contains(leaked), "reference list leaked: {leaked:?}");
+    }
+    assert!(!all.contains(LIGATURES) && !all.contains('\u{FFFD}'));
+    assert!(doc.warnings.is_empty(), "{:?}", doc.warnings);
+}
+
+/// The page-1 layout alone (no info dictionary) also yields the example's authors.
+#[test]
+fn example_paper_authors_from_layout() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/paperdigest-note.pdf");
+    let bytes = std::fs::read(path).expect("example paper present");
+    let raw = glyphs::capture(&bytes, "note.pdf", 5).expect("captures");
+    let pages = layout::lay_out(&raw.pages);
+    let page1 = &pages[0].lines;
+    let body = layout::body_size(page1.iter());
+    let (_, title_end) = meta::layout_title(page1, pages[0].height, body).expect("title");
+    let spot = structure::find_abstract(page1, title_end + 1).expect("abstract");
+    let authors = meta::layout_authors(&page1[title_end + 1..spot.heading]);
+    assert_eq!(authors, ["Lan Nguyen", "Minh Tran"]);
+}
+
+#[test]
+fn size_limit() {
+    assert!(check_size(MAX_BYTES, "ok.pdf").is_ok());
+    let err = check_size(MAX_BYTES + 1, "huge.pdf").expect_err("too large");
+    assert!(matches!(err, PdfError::TooLarge { .. }) && err.to_string().contains("huge.pdf"));
+}
+
+/// Every real paper in the shared folder: extracted without error, with a title, its arXiv
+/// stamp, an abstract, sections, clean characters and no reference list in the sections.
+#[test]
+fn real_papers() {
+    let dir = Path::new("/work/shared/papers");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        println!(
+            "note: {} is absent, skipping the real-paper test",
+            dir.display()
+        );
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pdf"))
+        .collect();
+    paths.sort();
+    // Two workers: extraction is CPU-bound and single-threaded per file.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(path) = paths.get(i) else { break };
+                    let started = std::time::Instant::now();
+                    let doc = extract_file(path);
+                    let elapsed = started.elapsed();
+                    if let Ok(mut r) = results.lock() {
+                        r.push((i, doc, elapsed));
+                    }
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|r| r.0);
+    let mut failures = Vec::new();
+    for (i, doc, elapsed) in results {
+        let name = paths[i]
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let prefix = name.split('_').next().unwrap_or_default();
+        let doc = match doc {
+            Ok(d) => d,
+            Err(e) => {
+                failures.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        let abs_len = doc.abstract_text.as_deref().map_or(0, str::len);
+        println!(
+            "{name}\n  title: {:?}\n  authors: {:?}\n  stamp: {:?} {:?}  pages: {}  sections: {}  abstract: {} chars  time: {:.2?}\n  headings: {:?}\n  warnings: {:?}",
+            doc.title,
+            doc.authors,
+            doc.arxiv_id,
+            doc.stamp_date,
+            doc.pages,
+            doc.sections.len(),
+            abs_len,
+            elapsed,
+            headings(&doc),
+            doc.warnings
+        );
+        let mut problems = Vec::new();
+        if doc.title.as_deref().is_none_or(|t| t.len() < 10) {
+            problems.push("no title".to_string());
+        }
+        // Each file is named after its id; every one of them carries the stamp.
+        if !doc
+            .arxiv_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with(prefix))
+        {
+            problems.push(format!(
+                "arxiv id {:?} does not match {prefix}",
+                doc.arxiv_id
+            ));
+        }
+        if abs_len < 200 {
+            problems.push(format!("abstract too short ({abs_len})"));
+        }
+        if doc.sections.len() < 3 {
+            problems.push(format!("{} sections", doc.sections.len()));
+        }
+        let all = doc.body_text();
+        if all.contains('\u{FFFD}') {
+            problems.push("U+FFFD in text".into());
+        }
+        if all.contains(LIGATURES) {
+            problems.push("ligature glyphs in text".into());
+        }
+        let refs = doc.sections.iter().find(|s| {
+            let h = s.heading.to_lowercase();
+            h.ends_with("references") || h.ends_with("bibliography")
+        });
+        if let Some(s) = refs {
+            problems.push(format!("reference list kept as section {:?}", s.heading));
+        }
+        if !problems.is_empty() {
+            failures.push(format!("{name}: {}", problems.join("; ")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
