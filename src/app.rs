@@ -13,10 +13,14 @@ use crate::digest::{
 };
 use crate::llm::registry::{ModelStore, Registry, ResolveOptions, ResolvedModel, resolve};
 use crate::llm::{DeviceChoice, Engine, LoadOptions, SamplingParams};
-use crate::paper::PaperMeta;
+use crate::net::{HttpClient, NetConfig};
+use crate::paper::{ArxivId, PaperMeta};
+use crate::pdf::Document;
 use crate::progress::{Display, PaperProgress};
 use crate::render::Format;
 use crate::sources::local;
+use crate::sources::remote::{Endpoints, Remote};
+use crate::store::Cache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -37,15 +41,203 @@ pub enum AppError {
     Device(crate::llm::LlmError),
     #[error(transparent)]
     Write(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error(transparent)]
+    Source(#[from] crate::sources::remote::SourceError),
+    #[error(
+        "`{0}` is neither an existing file or folder nor an arXiv id (e.g. 2601.05242, hep-th/9901001)"
+    )]
+    BadInput(String),
+    #[error("no place for the paper cache: set PAPERDIGEST_CACHE or --cache-dir")]
+    NoCacheDir,
 }
 
 /// What `digest` was asked to do, beyond the settings.
 #[derive(Debug, Clone)]
 pub struct DigestRequest {
-    pub inputs: Vec<PathBuf>,
+    /// PDF files, folders and arXiv ids, mixed. None at all means the day's featured papers.
+    pub inputs: Vec<String>,
     pub out: Option<PathBuf>,
     pub format: Format,
+    /// The day whose Hugging Face papers to digest; also the date in the title.
     pub date: Option<NaiveDate>,
+}
+
+/// One input of `digest` or `fetch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A PDF file or a folder of PDFs.
+    Local(PathBuf),
+    Arxiv(ArxivId),
+}
+
+/// Sorts raw inputs into local paths and arXiv ids. A path that exists wins over an id
+/// (`hep-th/9901001` could be both); anything else must be an id.
+pub fn parse_inputs(raw: &[String]) -> Result<Vec<Input>, AppError> {
+    raw.iter()
+        .map(|item| {
+            let path = PathBuf::from(item);
+            if path.exists() {
+                Ok(Input::Local(path))
+            } else if let Ok(id) = item.parse::<ArxivId>() {
+                Ok(Input::Arxiv(id))
+            } else if item.to_ascii_lowercase().ends_with(".pdf") {
+                Err(AppError::Inputs(local::LocalSourceError::Missing { path }))
+            } else {
+                Err(AppError::BadInput(item.clone()))
+            }
+        })
+        .collect()
+}
+
+/// A paper to digest: what is known about it and where its PDF is, or why there is none.
+#[derive(Debug)]
+pub struct PaperJob {
+    pub meta: PaperMeta,
+    pub pdf: Result<PathBuf, String>,
+    /// Local files take title and authors from the PDF itself.
+    pub meta_from_pdf: bool,
+    /// The abstract the metadata service gave, used when the PDF has none.
+    pub abstract_text: Option<String>,
+}
+
+/// The paper cache the settings name.
+pub fn paper_cache(settings: &Settings) -> Result<Cache, AppError> {
+    settings
+        .cache_dir
+        .clone()
+        .or_else(Cache::default_root)
+        .map(Cache::new)
+        .ok_or(AppError::NoCacheDir)
+}
+
+/// The remote sources with the tool's one HTTP client, as the settings say.
+pub fn remote(settings: &Settings, display: &Display) -> Result<Remote, AppError> {
+    let client = HttpClient::new(NetConfig {
+        contact: settings.contact.clone(),
+        offline: settings.offline,
+        show_progress: display.bars,
+        ..NetConfig::default()
+    })?;
+    let defaults = Endpoints::default();
+    let endpoints = Endpoints {
+        hf: settings.hf_endpoint.clone().unwrap_or(defaults.hf),
+        arxiv: settings.arxiv_endpoint.clone().unwrap_or(defaults.arxiv),
+        arxiv_interval: defaults.arxiv_interval,
+    };
+    Ok(Remote::new(client, paper_cache(settings)?, endpoints))
+}
+
+/// Gathers the papers of a request: the day's listing (when a date is given or nothing else
+/// is), then the inputs in the order given. Metadata and PDFs come through the cache; a paper
+/// whose PDF cannot be had is kept with the reason.
+pub fn gather_papers(
+    request_inputs: &[String],
+    date: Option<NaiveDate>,
+    remote: &dyn Fn() -> Result<Remote, AppError>,
+) -> Result<Vec<PaperJob>, AppError> {
+    let inputs = parse_inputs(request_inputs)?;
+    let ids: Vec<ArxivId> = inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::Arxiv(id) => Some(id.clone()),
+            Input::Local(_) => None,
+        })
+        .collect();
+    let list_day = date.or_else(|| inputs.is_empty().then(|| Utc::now().date_naive()));
+    let remote = if list_day.is_some() || !ids.is_empty() {
+        Some(remote()?)
+    } else {
+        None
+    };
+    let mut jobs = Vec::new();
+    let to_job = |fetched: crate::sources::remote::FetchedPaper| PaperJob {
+        meta: fetched.paper.meta,
+        pdf: fetched.pdf.map_err(|e| e.to_string()),
+        meta_from_pdf: false,
+        abstract_text: fetched.paper.summary,
+    };
+    if let (Some(day), Some(remote)) = (list_day, &remote) {
+        jobs.extend(remote.fetch_day(day)?.into_iter().map(to_job));
+    }
+    let mut fetched_ids = match &remote {
+        Some(remote) if !ids.is_empty() => remote.fetch_ids(&ids).into_iter(),
+        _ => Vec::new().into_iter(),
+    };
+    for input in inputs {
+        match input {
+            Input::Arxiv(_) => jobs.extend(fetched_ids.next().map(to_job)),
+            Input::Local(path) => {
+                for file in local::expand_inputs(&[path])? {
+                    jobs.push(PaperJob {
+                        meta: local::meta_without_document(&file),
+                        pdf: Ok(file),
+                        meta_from_pdf: true,
+                        abstract_text: None,
+                    });
+                }
+            }
+        }
+    }
+    Ok(jobs)
+}
+
+/// Extracts a PDF, through the cache when there is one: the entry is keyed by the PDF's bytes
+/// and the extractor version, so a changed file or extractor is extracted again.
+pub fn extract_cached(cache: Option<&Cache>, pdf: &Path) -> Result<Document, String> {
+    let bytes = std::fs::read(pdf).map_err(|e| format!("cannot read {}: {e}", pdf.display()))?;
+    let entry = cache.map(|cache| {
+        let name = format!(
+            "{}.v{}.json",
+            crate::store::content_key(&bytes),
+            crate::pdf::EXTRACTOR_VERSION
+        );
+        (cache, cache.entry_path("text", &name))
+    });
+    if let Some((cache, path)) = &entry
+        && let Ok(Some(json)) = cache.read(path)
+        && let Ok(document) = serde_json::from_slice::<Document>(&json)
+    {
+        return Ok(document);
+    }
+    let document =
+        crate::pdf::extract_bytes(&bytes, &pdf.display().to_string()).map_err(|e| e.to_string())?;
+    if let Some((cache, path)) = &entry
+        && let Ok(json) = serde_json::to_vec(&document)
+        && let Err(error) = cache.write(path, &json)
+    {
+        tracing::warn!(%error, "extracted text not cached");
+    }
+    Ok(document)
+}
+
+/// What `fetch` did for each paper.
+#[derive(Debug)]
+pub struct FetchReport {
+    pub papers: Vec<(PaperMeta, Result<PathBuf, String>)>,
+}
+
+/// Downloads and caches metadata, PDFs and extracted text, without a model.
+pub fn run_fetch(
+    inputs: &[String],
+    date: Option<NaiveDate>,
+    settings: &Settings,
+    display: &Display,
+) -> Result<FetchReport, AppError> {
+    let cache = paper_cache(settings)?;
+    let jobs = gather_papers(inputs, date, &|| remote(settings, display))?;
+    let papers = jobs
+        .into_iter()
+        .map(|job| {
+            let result = job.pdf.and_then(|pdf| {
+                extract_cached(Some(&cache), &pdf)?;
+                Ok(pdf)
+            });
+            (job.meta, result)
+        })
+        .collect();
+    Ok(FetchReport { papers })
 }
 
 /// What `digest` did.
@@ -101,28 +293,38 @@ pub fn model_label(resolved: &ResolvedModel) -> String {
     }
 }
 
-/// Writes a digest of local PDF files.
+/// Writes a digest of the papers a request names.
 pub fn run_digest(
     request: &DigestRequest,
     settings: &Settings,
     display: &Display,
 ) -> Result<DigestOutcome, AppError> {
-    let files = local::expand_inputs(&request.inputs)?;
     let focus = settings
         .patent_focus
         .clone()
         .unwrap_or_else(|| crate::digest::prompts::default_patent_focus(settings.lang).to_string());
     let prompts = PromptSet::load(settings.lang, settings.prompts_dir.as_deref(), &focus)?;
-    let resolved = resolve_model(settings, display)?;
-    let device: DeviceChoice = settings.device.parse().map_err(AppError::Device)?;
-    let spinner = display.spinner(format!("loading {}", resolved.path.display()));
-    let engine =
-        Engine::load(&resolved.path, &LoadOptions { device }).map_err(|source| AppError::Load {
-            path: resolved.path.clone(),
-            source,
+    let jobs = gather_papers(&request.inputs, request.date, &|| remote(settings, display))?;
+    // The cache is optional for local-only runs: without one, extraction just is not kept.
+    let cache = paper_cache(settings).ok();
+
+    let needs_model = jobs.iter().any(|job| job.pdf.is_ok());
+    let (engine, model_name) = if needs_model {
+        let resolved = resolve_model(settings, display)?;
+        let device: DeviceChoice = settings.device.parse().map_err(AppError::Device)?;
+        let spinner = display.spinner(format!("loading {}", resolved.path.display()));
+        let engine = Engine::load(&resolved.path, &LoadOptions { device }).map_err(|source| {
+            AppError::Load {
+                path: resolved.path.clone(),
+                source,
+            }
         })?;
-    spinner.finish_and_clear();
-    tracing::info!(model = %resolved.path.display(), "model loaded");
+        spinner.finish_and_clear();
+        tracing::info!(model = %resolved.path.display(), "model loaded");
+        (Some(engine), model_label(&resolved))
+    } else {
+        (None, settings.model.clone())
+    };
     let writer_settings = WriterSettings {
         sampling: SamplingParams {
             temperature: settings.temperature,
@@ -132,15 +334,25 @@ pub fn run_digest(
         max_context: settings.max_context,
     };
 
-    let total = files.len();
+    let total = jobs.len();
     let mut papers = Vec::with_capacity(total);
-    for (index, file) in files.iter().enumerate() {
+    for (index, job) in jobs.into_iter().enumerate() {
         let mut progress = PaperProgress::new(display, format!("[{}/{total}] ", index + 1));
-        let paper = digest_one(file, &engine, &prompts, &writer_settings, &mut progress);
+        let paper = match &engine {
+            Some(engine) => digest_one(
+                job,
+                cache.as_ref(),
+                engine,
+                &prompts,
+                &writer_settings,
+                &mut progress,
+            ),
+            None => failed(job.meta, job.pdf.err().unwrap_or_default(), Instant::now()),
+        };
         match &paper.error {
             Some(error) => {
                 progress.finish(format!("failed: {error}"));
-                tracing::warn!(file = %file.display(), %error, "paper failed");
+                tracing::warn!(paper = %paper.meta.title, %error, "paper failed");
             }
             None => progress.finish(format!(
                 "done in {:.0} s ({:.1} tok/s)",
@@ -154,7 +366,7 @@ pub fn run_digest(
     let date = request.date.unwrap_or_else(|| Utc::now().date_naive());
     let digest = Digest {
         date,
-        model: model_label(&resolved),
+        model: model_name,
         lang: settings.lang,
         generated_at: chrono::Local::now().naive_local(),
         papers,
@@ -167,7 +379,8 @@ pub fn run_digest(
 }
 
 fn digest_one(
-    file: &Path,
+    job: PaperJob,
+    cache: Option<&Cache>,
     engine: &Engine,
     prompts: &PromptSet,
     settings: &WriterSettings,
@@ -175,20 +388,25 @@ fn digest_one(
 ) -> PaperDigest {
     use crate::digest::Observer;
     let started = Instant::now();
+    let pdf = match job.pdf {
+        Ok(pdf) => pdf,
+        Err(error) => return failed(job.meta, error, started),
+    };
     progress.stage("extracting text");
-    let document = match crate::pdf::extract_file(file) {
+    let document = match extract_cached(cache, &pdf) {
         Ok(document) => document,
-        Err(error) => {
-            return failed(
-                local::meta_without_document(file),
-                error.to_string(),
-                started,
-            );
-        }
+        Err(error) => return failed(job.meta, error, started),
     };
     let extract_secs = started.elapsed().as_secs_f64();
-    let meta = local::meta_from_document(file, &document);
-    let text = paper_text(&document);
+    let meta = if job.meta_from_pdf {
+        local::meta_from_document(&pdf, &document)
+    } else {
+        job.meta
+    };
+    let mut text = paper_text(&document);
+    if text.abstract_text.is_none() {
+        text.abstract_text = job.abstract_text.as_deref();
+    }
     match write_summary(engine, prompts, settings, &meta, &text, progress) {
         Ok((summary, mut timings)) => {
             timings.extract_secs = extract_secs;

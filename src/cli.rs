@@ -24,6 +24,19 @@ pub struct Cli {
     /// Hugging Face endpoint for model downloads (default: $HF_ENDPOINT or https://huggingface.co).
     #[arg(long, global = true, value_name = "URL")]
     pub hf_endpoint: Option<String>,
+    /// arXiv endpoint for metadata and PDFs (default: $ARXIV_ENDPOINT or https://export.arxiv.org).
+    #[arg(long, global = true, value_name = "URL")]
+    pub arxiv_endpoint: Option<String>,
+    /// Paper cache: metadata, PDFs, extracted text (default: $PAPERDIGEST_CACHE or
+    /// <cache dir>/paperdigest).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Never open a network connection: work from the cache and local files only.
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// E-mail address sent in the User-Agent, as arXiv asks of API clients.
+    #[arg(long, global = true, value_name = "EMAIL")]
+    pub contact: Option<String>,
     /// More output: -v streams the generated text, -vv adds debug logs.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -36,8 +49,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a digest of local PDF files or folders of PDFs.
+    /// Write a digest: of a day's Hugging Face papers, of arXiv ids, or of local PDFs.
     Digest(DigestArgs),
+    /// Download and cache metadata, PDFs and extracted text, without loading a model.
+    Fetch(FetchArgs),
     /// Print the clean text of a PDF, or its structure as JSON.
     Extract(ExtractArgs),
     /// List, download and locate models.
@@ -49,16 +64,18 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DigestArgs {
-    /// PDF files or folders holding PDF files.
-    #[arg(required = true, value_name = "PDF_OR_FOLDER")]
-    pub inputs: Vec<PathBuf>,
+    /// arXiv ids (2601.05242, 2601.05249v2, hep-th/9901001), PDF files or folders of PDFs,
+    /// mixed. With none, the papers Hugging Face featured on --date (default: today, UTC).
+    #[arg(value_name = "ID_OR_PDF")]
+    pub inputs: Vec<String>,
     /// Output file (default: digests/<DATE>.<ext>).
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Output format: md or json.
     #[arg(long, default_value = "md", value_parser = parse_format)]
     pub format: Format,
-    /// The date the digest is for (default: today, UTC).
+    /// Digest the papers Hugging Face featured on this day (default when no input is given:
+    /// today, UTC); also the date in the title.
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
     pub date: Option<chrono::NaiveDate>,
     #[command(flatten)]
@@ -95,6 +112,16 @@ pub struct ModelArgs {
     /// Random seed; the same seed, model and inputs give the same digest.
     #[arg(long)]
     pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// arXiv ids, PDF files or folders; with none, the papers of --date (default: today, UTC).
+    #[arg(value_name = "ID_OR_PDF")]
+    pub inputs: Vec<String>,
+    /// The day whose Hugging Face papers to fetch.
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub date: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +188,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.verbose, 1);
+        assert!(cli.offline);
         let Command::Digest(args) = cli.command else {
             panic!("not digest");
         };

@@ -27,6 +27,13 @@ pub struct Settings {
     pub registry_dir: Option<PathBuf>,
     pub hf_endpoint: Option<String>,
     pub hf_token: Option<String>,
+    pub arxiv_endpoint: Option<String>,
+    /// Paper cache (metadata, PDFs, extracted text); `None` is the platform cache dir.
+    pub cache_dir: Option<PathBuf>,
+    /// Contact put in the User-Agent, as arXiv asks of API clients.
+    pub contact: Option<String>,
+    /// Never open a socket: work from the cache and local files.
+    pub offline: bool,
 }
 
 impl Default for Settings {
@@ -45,6 +52,10 @@ impl Default for Settings {
             registry_dir: None,
             hf_endpoint: None,
             hf_token: None,
+            arxiv_endpoint: None,
+            cache_dir: None,
+            contact: None,
+            offline: false,
         }
     }
 }
@@ -65,6 +76,9 @@ pub struct FileConfig {
     pub models_dir: Option<PathBuf>,
     pub registry_dir: Option<PathBuf>,
     pub hf_endpoint: Option<String>,
+    pub arxiv_endpoint: Option<String>,
+    pub cache_dir: Option<PathBuf>,
+    pub contact: Option<String>,
 }
 
 /// Values given on the command line; `None` leaves the setting to lower layers.
@@ -81,6 +95,10 @@ pub struct FlagOverrides {
     pub patent_focus: Option<String>,
     pub models_dir: Option<PathBuf>,
     pub hf_endpoint: Option<String>,
+    pub arxiv_endpoint: Option<String>,
+    pub cache_dir: Option<PathBuf>,
+    pub contact: Option<String>,
+    pub offline: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +178,9 @@ impl Settings {
             s.models_dir = f.models_dir.or(s.models_dir);
             s.registry_dir = f.registry_dir.or(s.registry_dir);
             s.hf_endpoint = f.hf_endpoint.or(s.hf_endpoint);
+            s.arxiv_endpoint = f.arxiv_endpoint.or(s.arxiv_endpoint);
+            s.cache_dir = f.cache_dir.or(s.cache_dir);
+            s.contact = f.contact.or(s.contact);
         }
         set(&mut s.model, env("PAPERDIGEST_MODEL"));
         if let Some(value) = env("PAPERDIGEST_LANG") {
@@ -176,6 +197,8 @@ impl Settings {
             .map(PathBuf::from)
             .or(s.models_dir);
         s.hf_endpoint = env("HF_ENDPOINT").or(s.hf_endpoint);
+        s.arxiv_endpoint = env("ARXIV_ENDPOINT").or(s.arxiv_endpoint);
+        s.cache_dir = env("PAPERDIGEST_CACHE").map(PathBuf::from).or(s.cache_dir);
         s.hf_token = env("HF_TOKEN").filter(|t| !t.is_empty());
 
         set(&mut s.model, flags.model);
@@ -189,6 +212,10 @@ impl Settings {
         s.patent_focus = flags.patent_focus.or(s.patent_focus);
         s.models_dir = flags.models_dir.or(s.models_dir);
         s.hf_endpoint = flags.hf_endpoint.or(s.hf_endpoint);
+        s.arxiv_endpoint = flags.arxiv_endpoint.or(s.arxiv_endpoint);
+        s.cache_dir = flags.cache_dir.or(s.cache_dir);
+        s.contact = flags.contact.or(s.contact);
+        s.offline = flags.offline;
         s.check()?;
         Ok(s)
     }
@@ -235,12 +262,15 @@ mod tests {
 
     #[test]
     fn layers_override_in_order() {
-        let file: FileConfig =
-            toml::from_str("model = \"from-file\"\nlang = \"en\"\nseed = 7\nmax_context = 2048")
-                .unwrap();
+        let file: FileConfig = toml::from_str(concat!(
+            "model = \"from-file\"\nlang = \"en\"\nseed = 7\nmax_context = 2048\n",
+            "arxiv_endpoint = \"http://file\"\ncache_dir = \"/file\"\n",
+        ))
+        .unwrap();
         let env = |name: &str| match name {
             "PAPERDIGEST_MODEL" => Some("from-env".to_string()),
             "HF_ENDPOINT" => Some("http://127.0.0.1:9".to_string()),
+            "PAPERDIGEST_CACHE" => Some("/env-cache".to_string()),
             _ => None,
         };
         let flags = FlagOverrides {
@@ -253,6 +283,8 @@ mod tests {
         assert_eq!(s.seed, 9);
         assert_eq!(s.max_context, 2048);
         assert_eq!(s.hf_endpoint.as_deref(), Some("http://127.0.0.1:9"));
+        assert_eq!(s.arxiv_endpoint.as_deref(), Some("http://file"));
+        assert_eq!(s.cache_dir.as_deref(), Some(Path::new("/env-cache")));
         let flags = FlagOverrides {
             model: Some("from-flag".into()),
             ..FlagOverrides::default()

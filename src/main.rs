@@ -9,7 +9,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use paperdigest::app::{self, DigestRequest};
-use paperdigest::cli::{Cli, Command, DigestArgs, ModelArgs, ModelsCommand};
+use paperdigest::cli::{Cli, Command, DigestArgs, FetchArgs, ModelArgs, ModelsCommand};
 use paperdigest::config::{FileConfig, FlagOverrides, Settings};
 use paperdigest::progress::Display;
 
@@ -36,6 +36,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
 }
@@ -53,6 +54,10 @@ fn settings(cli: &Cli, flags: FlagOverrides) -> anyhow::Result<Settings> {
     let mut flags = flags;
     flags.models_dir = cli.models_dir.clone();
     flags.hf_endpoint = cli.hf_endpoint.clone();
+    flags.arxiv_endpoint = cli.arxiv_endpoint.clone();
+    flags.cache_dir = cli.cache_dir.clone();
+    flags.contact = cli.contact.clone();
+    flags.offline = cli.offline;
     Ok(Settings::resolve(file, &env, flags)?)
 }
 
@@ -72,6 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let display = Display::detect(cli.quiet, cli.verbose >= 1);
     match &cli.command {
         Command::Digest(args) => digest(&cli, args, &display),
+        Command::Fetch(args) => fetch(&cli, args, &display),
         Command::Extract(args) => {
             let document = paperdigest::pdf::extract_file(&args.file)?;
             if args.json {
@@ -150,6 +156,33 @@ fn digest(cli: &Cli, args: &DigestArgs, display: &Display) -> anyhow::Result<Exi
             outcome.digest.papers.len(),
             failed
         );
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn fetch(cli: &Cli, args: &FetchArgs, display: &Display) -> anyhow::Result<ExitCode> {
+    let settings = settings(cli, FlagOverrides::default())?;
+    let report = app::run_fetch(&args.inputs, args.date, &settings, display)?;
+    let mut failed = 0;
+    for (meta, result) in &report.papers {
+        let id = meta
+            .arxiv_id
+            .as_ref()
+            .map_or_else(|| "-".to_string(), ToString::to_string);
+        match result {
+            Ok(pdf) => println!("ok      {id:<16} {}  ({})", meta.title, pdf.display()),
+            Err(error) => {
+                failed += 1;
+                println!("failed  {id:<16} {}: {error}", meta.title);
+            }
+        }
+    }
+    if report.papers.is_empty() {
+        println!("no papers");
     }
     Ok(if failed > 0 {
         ExitCode::from(2)

@@ -46,85 +46,103 @@ const EN: Expected<'static> = Expected {
     generated_prefix: "Report generated automatically at ",
 };
 
+/// A reading position in the digest's lines.
+struct Cursor<'a> {
+    md: &'a str,
+    lines: Vec<&'a str>,
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn next_nonempty(&mut self, what: &str) -> &'a str {
+        while self.at < self.lines.len() && self.lines[self.at].trim().is_empty() {
+            self.at += 1;
+        }
+        assert!(
+            self.at < self.lines.len(),
+            "digest ended before {what}:\n{}",
+            self.md
+        );
+        self.at += 1;
+        self.lines[self.at - 1]
+    }
+
+    fn expect(&mut self, line: &str) {
+        assert_eq!(self.next_nonempty(line), line);
+    }
+
+    /// Counts the `- ` items that follow directly, checking none is empty.
+    fn bullets(&mut self) -> usize {
+        let mut count = 0;
+        while self.at < self.lines.len() && self.lines[self.at].starts_with("- ") {
+            assert!(
+                self.lines[self.at].trim().len() > 4,
+                "empty item: {:?}",
+                self.lines[self.at]
+            );
+            count += 1;
+            self.at += 1;
+        }
+        count
+    }
+
+    fn prose(&mut self, heading: &str) {
+        self.expect(heading);
+        let text = self.next_nonempty("prose");
+        assert!(
+            !text.starts_with('#') && text.split_whitespace().count() >= 3,
+            "{heading}: {text:?}"
+        );
+    }
+}
+
 /// Walks the digest line by line, checking each element of the reference format in order.
 fn check_format(md: &str, expected: &Expected<'_>, date: &str) {
-    let lines: Vec<&str> = md.lines().collect();
-    let mut at = 0usize;
-    let mut next_nonempty = |what: &str| -> &str {
-        while at < lines.len() && lines[at].trim().is_empty() {
-            at += 1;
-        }
-        assert!(at < lines.len(), "digest ended before {what}:\n{md}");
-        at += 1;
-        lines[at - 1]
+    let mut c = Cursor {
+        md,
+        lines: md.lines().collect(),
+        at: 0,
     };
-    assert_eq!(
-        next_nonempty("title"),
-        format!("# 🤗 Daily Hugging Face Paper Digest - {date}")
-    );
-    let generated = next_nonempty("generated line");
+    c.expect(&format!("# 🤗 Daily Hugging Face Paper Digest - {date}"));
+    let generated = c.next_nonempty("generated line");
     assert!(
         generated.starts_with(expected.generated_prefix),
         "{generated}"
     );
     assert!(generated.ends_with(&format!("`{MODEL}`.")), "{generated}");
-    assert_eq!(next_nonempty("summary heading"), "## 📰 Summary of Papers");
-    assert_eq!(next_nonempty("separator"), "--- ");
-    let title = next_nonempty("paper title");
-    assert_eq!(
-        title,
-        "## 1. paperdigest: Private Daily Paper Digests with Local Quantized Language Models"
-    );
-    let authors = next_nonempty("authors");
+    c.expect("## 📰 Summary of Papers");
+    c.expect("--- ");
+    c.expect("## 1. paperdigest: Private Daily Paper Digests with Local Quantized Language Models");
+    let authors = c.next_nonempty("authors");
     assert!(authors.starts_with(expected.authors_label), "{authors}");
     assert!(authors.contains("Lan Nguyen"), "{authors}");
-    let published = next_nonempty("published");
+    let published = c.next_nonempty("published");
     assert!(
         published.starts_with(expected.published_label),
         "{published}"
     );
-    let tags = next_nonempty("tags");
+    let tags = c.next_nonempty("tags");
     assert!(tags.starts_with(expected.tags_label), "{tags}");
     let tag_count = tags[expected.tags_label.len()..].split(", ").count();
     assert!((3..=8).contains(&tag_count), "{tags}");
-
-    let mut prose = |heading: &str| {
-        assert_eq!(next_nonempty(heading), heading);
-        let text = next_nonempty("prose");
-        assert!(
-            !text.starts_with('#') && text.split_whitespace().count() >= 3,
-            "{heading}: {text:?}"
-        );
-    };
-    prose("### Main Problem:");
-    prose("### Main Idea:");
-    assert_eq!(next_nonempty("results"), "### Main Results:");
-    let mut results = 0;
-    while lines[at].starts_with("- ") {
-        assert!(lines[at].len() > 4, "empty result item");
-        results += 1;
-        at += 1;
-    }
+    c.prose("### Main Problem:");
+    c.prose("### Main Idea:");
+    c.expect("### Main Results:");
+    let results = c.bullets();
     assert!((3..=5).contains(&results), "{results} results");
-    prose("### Conclusion & Future Works:");
-    assert_eq!(next_nonempty("brainstorming"), "### Brainstorming Space:");
+    c.prose("### Conclusion & Future Works:");
+    c.expect("### Brainstorming Space:");
     for heading in ["#### 1. Publish Papers:", "#### 2. Patent:"] {
-        assert_eq!(next_nonempty(heading), heading);
-        let mut items = 0;
-        while lines[at].starts_with("- ") {
-            assert!(lines[at].len() > 4, "empty idea");
-            items += 1;
-            at += 1;
-        }
-        assert_eq!(items, 3, "{heading}");
+        c.expect(heading);
+        assert_eq!(c.bullets(), 3, "{heading}");
     }
-    assert_eq!(next_nonempty("links heading"), expected.links_heading);
-    let header = next_nonempty("table header");
+    c.expect(expected.links_heading);
+    let header = c.next_nonempty("table header");
     assert!(
         header.starts_with("| ") && header.ends_with(" |"),
         "{header}"
     );
-    assert_eq!(next_nonempty("table rule"), "| :--- | :--- |");
+    c.expect("| :--- | :--- |");
     for platform in [
         "Hugging Face",
         "ArXiv Abstract",
@@ -132,10 +150,10 @@ fn check_format(md: &str, expected: &Expected<'_>, date: &str) {
         "Github Repository",
     ] {
         // The bundled note is not on arXiv: every link is N/A.
-        assert_eq!(next_nonempty(platform), format!("| {platform} | N/A |"));
+        c.expect(&format!("| {platform} | N/A |"));
     }
     assert!(
-        lines[at..].iter().all(|l| l.trim().is_empty()),
+        c.lines[c.at..].iter().all(|l| l.trim().is_empty()),
         "unexpected trailing content"
     );
 }

@@ -18,27 +18,27 @@ mod testpdf;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use meta::find_arxiv_id;
 
+/// Bumped whenever extraction output changes, so cached extractions are redone.
+pub const EXTRACTOR_VERSION: u32 = 1;
 /// Files larger than this are refused before parsing (arXiv caps submissions at 50 MB).
 pub const MAX_BYTES: u64 = 100 * 1024 * 1024;
 /// Pages read at most; later pages are skipped with a warning (papers put what matters first).
 pub const MAX_PAGES: usize = 150;
 
 /// What was extracted from one paper.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Document {
     pub title: Option<String>,
     pub authors: Vec<String>,
     /// From the arXiv margin stamp on page 1, version kept ("2202.00666v5", "hep-th/9901001v1").
     pub arxiv_id: Option<String>,
     /// The date printed in the arXiv stamp.
-    #[serde(serialize_with = "iso_date")]
     pub stamp_date: Option<NaiveDate>,
     /// The info dictionary's CreationDate.
-    #[serde(serialize_with = "iso_date")]
     pub creation_date: Option<NaiveDate>,
     pub abstract_text: Option<String>,
     /// Body after the abstract in reading order, reference list removed.
@@ -50,7 +50,7 @@ pub struct Document {
 }
 
 /// One headed part of the body. Subsections are sections of their own, in order.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Section {
     /// The heading as printed, numbering included ("2.1 Method").
     pub heading: String,
@@ -58,14 +58,6 @@ pub struct Section {
     pub text: String,
     /// After the reference list or an "Appendix" heading.
     pub appendix: bool,
-}
-
-/// Dates serialise as "YYYY-MM-DD" (chrono's own serde support is not enabled in this crate).
-fn iso_date<S: serde::Serializer>(date: &Option<NaiveDate>, s: S) -> Result<S::Ok, S::Error> {
-    match date {
-        Some(d) => s.serialize_str(&d.format("%Y-%m-%d").to_string()),
-        None => s.serialize_none(),
-    }
 }
 
 /// Why a PDF could not be read. Every variant names its input.
