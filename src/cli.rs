@@ -185,6 +185,7 @@ mod tests {
             "--seed",
             "3",
             "-v",
+            "--offline",
         ])
         .unwrap();
         assert_eq!(cli.verbose, 1);

@@ -119,7 +119,10 @@ fn strip_list_mark(text: &str) -> &str {
     let digits = t.bytes().take_while(u8::is_ascii_digit).count();
     if digits > 0 && digits <= 2 {
         let rest = &t[digits..];
-        if let Some(rest) = rest.strip_prefix('.').or_else(|| rest.strip_prefix(')')) {
+        // "1. idea" is numbering; "3.5% better" is not.
+        if let Some(rest) = rest.strip_prefix('.').or_else(|| rest.strip_prefix(')'))
+            && (rest.is_empty() || rest.starts_with(char::is_whitespace))
+        {
             return rest.trim_start();
         }
     }
@@ -147,9 +150,9 @@ fn drop_unfinished_sentence(text: &str) -> String {
         return trimmed.to_string();
     }
     match trimmed.rfind(['.', '!', '?']) {
+        Some(at) => trimmed[..=at].to_string(),
         // Keep at least something: a single unfinished sentence stays, with an ellipsis.
-        Some(at) if at > trimmed.len() / 3 => trimmed[..=at].to_string(),
-        _ => format!("{trimmed}…"),
+        None => format!("{trimmed}…"),
     }
 }
 

@@ -127,6 +127,7 @@ pub fn write_summary(
         settings,
         timings: &mut timings,
         observer,
+        empty_starts: empty_start_tokens(engine),
     };
     for (kind, tokens) in SectionKind::ALL.into_iter().zip(&prompts_tokens) {
         writer.observer.stage(kind.name());
@@ -199,6 +200,25 @@ struct SectionWriter<'a> {
     settings: &'a WriterSettings,
     timings: &'a mut PaperTimings,
     observer: &'a mut dyn Observer,
+    /// Tokens that would end a list item or tag before it starts (end of turn, line breaks):
+    /// banned as the first token of an item, so a forced item is never empty.
+    empty_starts: TokenMask,
+}
+
+/// End-of-generation tokens and every token whose text holds a line break.
+fn empty_start_tokens(engine: &Engine) -> TokenMask {
+    let tokenizer = engine.tokenizer();
+    let mut mask = TokenMask::from_ids(tokenizer.eos_ids().iter().copied());
+    for id in 0..tokenizer.vocab_size() as u32 {
+        if tokenizer.is_eog(id)
+            || tokenizer
+                .token_to_piece(id)
+                .is_ok_and(|piece| piece.contains('\n'))
+        {
+            mask.insert(id);
+        }
+    }
+    mask
 }
 
 /// How one stretch of generation ended.
@@ -322,7 +342,7 @@ impl SectionWriter<'_> {
     /// One paragraph, started with `lead`.
     fn prose(&mut self, prompt: &Session, lead: &str) -> Result<String, LlmError> {
         let mut best = String::new();
-        let mut banned = TokenMask::new();
+        let mut banned = self.empty_starts.clone();
         for attempt in 0..MAX_TRIES {
             let mut session = prompt.fork()?;
             if !lead.is_empty() {
@@ -353,7 +373,7 @@ impl SectionWriter<'_> {
         max: usize,
     ) -> Result<Vec<String>, LlmError> {
         let mut items: Vec<String> = Vec::new();
-        let mut banned = TokenMask::new();
+        let mut banned = self.empty_starts.clone();
         let mut at_line_start = true;
         while items.len() < max {
             if items.len() >= min {
@@ -375,19 +395,29 @@ impl SectionWriter<'_> {
                 format!("{mark} {item_lead}")
             };
             let mut accepted = None;
+            let mut fallback = None;
             for attempt in 0..MAX_ITEM_TRIES {
                 let mut attempt_session = session.fork()?;
                 self.feed_text(&mut attempt_session, &forced)?;
                 let output = self.run(&mut attempt_session, attempt, 96, &["\n"], &banned)?;
                 ban_first(&mut banned, output.first_token);
                 let raw = join_lead(item_lead, &output.text);
-                let item = clean_item(&raw).filter(|item| !repeats(item, &items));
-                if let Some(item) = item {
-                    let cut = matches!(output.ending, Ending::Limit | Ending::Loop);
-                    let item = if cut { clean_prose(&item, true) } else { item };
-                    accepted = Some((item, attempt_session, output.ending == Ending::Stop));
+                let Some(item) = clean_item(&raw) else {
+                    continue;
+                };
+                let cut = matches!(output.ending, Ending::Limit | Ending::Loop);
+                let item = if cut { clean_prose(&item, true) } else { item };
+                let candidate = (item, attempt_session, output.ending == Ending::Stop);
+                if repeats(&candidate.0, &items) {
+                    fallback.get_or_insert(candidate);
+                } else {
+                    accepted = Some(candidate);
                     break;
                 }
+            }
+            // A list must have its minimum length: a repeated item beats a missing one.
+            if accepted.is_none() && items.len() < min {
+                accepted = fallback;
             }
             let Some((item, next, ended_line)) = accepted else {
                 break;
@@ -420,7 +450,7 @@ impl SectionWriter<'_> {
             self.feed_text(&mut session, lead)?;
         }
         let mut tags: Vec<String> = Vec::new();
-        let mut banned = TokenMask::new();
+        let mut banned = self.empty_starts.clone();
         let mut needs_separator = false;
         while tags.len() < MAX_TAGS {
             let mut accepted = None;

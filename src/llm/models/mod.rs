@@ -13,7 +13,6 @@ mod qwen2;
 use std::fs::File;
 use std::io::BufReader;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use candle_core::Device;
 
@@ -150,12 +149,6 @@ fn logits_to_vec(logits: &candle_core::Tensor) -> candle_core::Result<Vec<f32>> 
         .flatten_all()?
         .to_dtype(candle_core::DType::F32)?
         .to_vec1::<f32>()
-}
-
-/// Ids that tell sessions apart where they share one model instance.
-fn next_state_id() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Checks the attention shape keys the model code divides by.

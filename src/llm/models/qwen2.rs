@@ -2,8 +2,9 @@
 //! `quantized_qwen2`. Its weights type is not `Clone` and keeps the attention cache inside,
 //! so all sessions share one instance, and the cache belongs to whichever session used it
 //! last. A session that finds the cache holding someone else's tokens clears it and
-//! re-prefills its own recorded tokens before going on: forking is free, switching between
-//! sessions costs a re-prefill of the prefix (lazy, on the next feed).
+//! re-prefills its own recorded tokens before going on, unless the cache already holds exactly
+//! them: forking is free, and a fork that extends the last user's tokens goes on at once;
+//! switching to a session with another history costs a re-prefill (lazy, on the next feed).
 
 use std::fs::File;
 use std::io::BufReader;
@@ -13,7 +14,7 @@ use candle_core::quantized::gguf_file::Content;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_qwen2::ModelWeights;
 
-use super::{PREFILL_CHUNK, logits_to_vec, next_state_id, validate_heads};
+use super::{PREFILL_CHUNK, logits_to_vec, validate_heads};
 use crate::llm::error::LlmError;
 use crate::llm::gguf::GgufFile;
 
@@ -32,9 +33,9 @@ pub(crate) fn validate(gguf: &GgufFile) -> Result<(), LlmError> {
 
 struct Shared {
     weights: ModelWeights,
-    /// The state whose tokens the cache holds, and how many.
-    owner: Option<u64>,
-    len: usize,
+    /// The tokens the cache holds. A session whose history is exactly these goes on without
+    /// re-prefilling, whichever session put them there (a fresh fork of the last user, say).
+    cached: Vec<u32>,
 }
 
 pub(crate) struct Qwen2 {
@@ -54,8 +55,7 @@ impl Qwen2 {
         Ok(Qwen2 {
             shared: Arc::new(Mutex::new(Shared {
                 weights,
-                owner: None,
-                len: 0,
+                cached: Vec::new(),
             })),
             device: device.clone(),
             // candle sizes its RoPE tables from qwen2.context_length, validated present.
@@ -71,7 +71,6 @@ impl Qwen2 {
         Qwen2State {
             shared: Arc::clone(&self.shared),
             device: self.device.clone(),
-            id: next_state_id(),
         }
     }
 }
@@ -79,16 +78,14 @@ impl Qwen2 {
 pub(crate) struct Qwen2State {
     shared: Arc<Mutex<Shared>>,
     device: Device,
-    id: u64,
 }
 
 impl Qwen2State {
     pub(crate) fn forward(&mut self, history: &[u32], new: &[u32]) -> Result<Vec<f32>, LlmError> {
         let mut shared = lock(&self.shared);
-        if shared.owner != Some(self.id) || shared.len != history.len() {
-            shared.owner = None;
+        if shared.cached != history {
+            shared.cached.clear();
             shared.weights.clear_kv_cache();
-            shared.len = 0;
             if !history.is_empty() {
                 tracing::debug!(
                     tokens = history.len(),
@@ -99,10 +96,11 @@ impl Qwen2State {
                 run(&mut shared.weights, &self.device, i * PREFILL_CHUNK, chunk)?;
             }
         }
-        shared.owner = None;
+        // Until the run succeeds the cache content is unknown.
+        shared.cached.clear();
         let logits = run(&mut shared.weights, &self.device, history.len(), new)?;
-        shared.owner = Some(self.id);
-        shared.len = history.len() + new.len();
+        shared.cached.extend_from_slice(history);
+        shared.cached.extend_from_slice(new);
         Ok(logits)
     }
 
@@ -111,7 +109,6 @@ impl Qwen2State {
         Qwen2State {
             shared: Arc::clone(&self.shared),
             device: self.device.clone(),
-            id: next_state_id(),
         }
     }
 }
@@ -121,7 +118,7 @@ impl Qwen2State {
 fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|poisoned| {
         let mut guard = poisoned.into_inner();
-        guard.owner = None;
+        guard.cached.clear();
         shared.clear_poison();
         guard
     })
