@@ -121,12 +121,34 @@ pub fn remote(settings: &Settings, display: &Display) -> Result<Remote, AppError
         ..NetConfig::default()
     })?;
     let defaults = Endpoints::default();
+    let arxiv = settings.arxiv_endpoint.clone().unwrap_or(defaults.arxiv);
+    // arXiv's 3 s rule protects arXiv; a mirror or test server on this machine is not arXiv.
+    let arxiv_interval = if is_loopback(&arxiv) {
+        std::time::Duration::ZERO
+    } else {
+        defaults.arxiv_interval
+    };
     let endpoints = Endpoints {
         hf: settings.hf_endpoint.clone().unwrap_or(defaults.hf),
-        arxiv: settings.arxiv_endpoint.clone().unwrap_or(defaults.arxiv),
-        arxiv_interval: defaults.arxiv_interval,
+        arxiv,
+        arxiv_interval,
     };
     Ok(Remote::new(client, paper_cache(settings)?, endpoints))
+}
+
+/// Whether an endpoint URL names this machine (127.0.0.0/8, ::1 or localhost).
+fn is_loopback(endpoint: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(endpoint) else {
+        return false;
+    };
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Gathers the papers of a request: the day's listing (when a date is given or nothing else
@@ -332,6 +354,7 @@ pub fn run_digest(
             seed: settings.seed,
         },
         max_context: settings.max_context,
+        max_tokens: settings.max_tokens,
     };
 
     let total = jobs.len();
@@ -431,5 +454,62 @@ fn failed(meta: PaperMeta, error: String, started: Instant) -> PaperDigest {
             total_secs: started.elapsed().as_secs_f64(),
             ..PaperTimings::default()
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_endpoints() {
+        for (url, expected) in [
+            ("http://127.0.0.1:8080", true),
+            ("http://127.1.2.3", true),
+            ("http://localhost:9/x", true),
+            ("http://[::1]:80", true),
+            ("https://export.arxiv.org", false),
+            ("http://10.0.0.1", false),
+            ("not a url", false),
+        ] {
+            assert_eq!(is_loopback(url), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn inputs_are_paths_when_they_exist_else_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let pdf = dir.path().join("p.pdf");
+        std::fs::write(&pdf, b"%PDF-1.4").unwrap();
+        let raw = vec![
+            pdf.display().to_string(),
+            "2601.05249v2".to_string(),
+            "hep-th/9901001".to_string(),
+        ];
+        let inputs = parse_inputs(&raw).unwrap();
+        assert_eq!(inputs[0], Input::Local(pdf));
+        assert!(matches!(&inputs[1], Input::Arxiv(id) if id.version() == Some(2)));
+        assert!(matches!(&inputs[2], Input::Arxiv(id) if id.base() == "hep-th/9901001"));
+        let missing = parse_inputs(&["missing.pdf".to_string()]).unwrap_err();
+        assert!(missing.to_string().contains("missing.pdf"), "{missing}");
+        let junk = parse_inputs(&["junk".to_string()]).unwrap_err();
+        assert!(junk.to_string().contains("`junk`"), "{junk}");
+    }
+
+    #[test]
+    fn extraction_is_cached_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("cache"));
+        let pdf = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/paperdigest-note.pdf");
+        let first = extract_cached(Some(&cache), &pdf).unwrap();
+        let entries = std::fs::read_dir(dir.path().join("cache/text"))
+            .unwrap()
+            .count();
+        assert_eq!(entries, 1);
+        let second = extract_cached(Some(&cache), &pdf).unwrap();
+        assert_eq!(first, second);
+        let not_pdf = dir.path().join("x.pdf");
+        std::fs::write(&not_pdf, b"<html>captcha</html>").unwrap();
+        assert!(extract_cached(Some(&cache), &not_pdf).is_err());
     }
 }

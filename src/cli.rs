@@ -112,6 +112,9 @@ pub struct ModelArgs {
     /// Random seed; the same seed, model and inputs give the same digest.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Most tokens the model writes for one prose section (list items get at most 96).
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,8 @@ pub struct Settings {
     pub temperature: f64,
     pub top_p: f64,
     pub seed: u64,
+    /// Most tokens the model writes for one prose section.
+    pub max_tokens: usize,
     pub prompts_dir: Option<PathBuf>,
     pub patent_focus: Option<String>,
     pub models_dir: Option<PathBuf>,
@@ -46,6 +48,7 @@ impl Default for Settings {
             temperature: 0.2,
             top_p: 0.9,
             seed: 0,
+            max_tokens: 256,
             prompts_dir: None,
             patent_focus: None,
             models_dir: None,
@@ -71,6 +74,7 @@ pub struct FileConfig {
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
     pub seed: Option<u64>,
+    pub max_tokens: Option<usize>,
     pub prompts_dir: Option<PathBuf>,
     pub patent_focus: Option<String>,
     pub models_dir: Option<PathBuf>,
@@ -91,6 +95,7 @@ pub struct FlagOverrides {
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
     pub seed: Option<u64>,
+    pub max_tokens: Option<usize>,
     pub prompts_dir: Option<PathBuf>,
     pub patent_focus: Option<String>,
     pub models_dir: Option<PathBuf>,
@@ -173,6 +178,7 @@ impl Settings {
             set(&mut s.temperature, f.temperature);
             set(&mut s.top_p, f.top_p);
             set(&mut s.seed, f.seed);
+            set(&mut s.max_tokens, f.max_tokens);
             s.prompts_dir = f.prompts_dir.or(s.prompts_dir);
             s.patent_focus = f.patent_focus.or(s.patent_focus);
             s.models_dir = f.models_dir.or(s.models_dir);
@@ -208,6 +214,7 @@ impl Settings {
         set(&mut s.temperature, flags.temperature);
         set(&mut s.top_p, flags.top_p);
         set(&mut s.seed, flags.seed);
+        set(&mut s.max_tokens, flags.max_tokens);
         s.prompts_dir = flags.prompts_dir.or(s.prompts_dir);
         s.patent_focus = flags.patent_focus.or(s.patent_focus);
         s.models_dir = flags.models_dir.or(s.models_dir);
@@ -233,6 +240,13 @@ impl Settings {
                 name: "top_p",
                 expected: "in (0, 1]",
                 value: self.top_p.to_string(),
+            });
+        }
+        if !(16..=4096).contains(&self.max_tokens) {
+            return Err(ConfigError::OutOfRange {
+                name: "max_tokens",
+                expected: "between 16 and 4096",
+                value: self.max_tokens.to_string(),
             });
         }
         if self.max_context < 512 {

@@ -1,6 +1,6 @@
 //! The `paperdigest` binary: parses the command line, resolves settings, calls the library,
-//! and maps results to output and exit codes (0 ok, 1 error, 2 digest written but some papers
-//! failed).
+//! and maps results to output and exit codes (0 ok, 1 error, 2 bad command line,
+//! 3 done but some papers failed).
 
 use std::process::ExitCode;
 
@@ -69,6 +69,7 @@ fn model_flags(args: &ModelArgs) -> FlagOverrides {
         temperature: args.temperature,
         top_p: args.top_p,
         seed: args.seed,
+        max_tokens: args.max_tokens,
         ..FlagOverrides::default()
     }
 }
@@ -158,7 +159,7 @@ fn digest(cli: &Cli, args: &DigestArgs, display: &Display) -> anyhow::Result<Exi
         );
     }
     Ok(if failed > 0 {
-        ExitCode::from(2)
+        ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
     })
@@ -185,7 +186,7 @@ fn fetch(cli: &Cli, args: &FetchArgs, display: &Display) -> anyhow::Result<ExitC
         println!("no papers");
     }
     Ok(if failed > 0 {
-        ExitCode::from(2)
+        ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
     })

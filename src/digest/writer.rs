@@ -21,6 +21,8 @@ pub struct WriterSettings {
     pub sampling: SamplingParams,
     /// Upper bound on prompt plus answer tokens (also capped by the model's own context).
     pub max_context: usize,
+    /// Most tokens written for one prose section; list items and tags get less.
+    pub max_tokens: usize,
 }
 
 /// Receives what the writer is doing, for progress displays and `-v` streaming.
@@ -46,8 +48,17 @@ pub enum WriterError {
     ContextTooSmall { context: usize, needed: usize },
 }
 
-/// Tokens kept free for the instruction of a section and its answer.
-const ANSWER_RESERVE: usize = 420;
+/// Room for the longest section instruction and answer lead beyond the answer itself.
+const PROMPT_SLACK: usize = 160;
+/// The longest list a section may write.
+const MAX_LIST_ITEMS: usize = 5;
+
+/// Tokens to keep free after the paper: the longest answer (a prose section, or a full list)
+/// plus the instruction that asks for it.
+fn answer_budget(max_tokens: usize) -> usize {
+    let longest_list = MAX_LIST_ITEMS * (max_tokens.min(MAX_ITEM_TOKENS) + 2);
+    max_tokens.max(longest_list) + PROMPT_SLACK
+}
 /// How often an unusable answer is regenerated before giving up on it.
 const MAX_TRIES: u64 = 3;
 
@@ -77,7 +88,7 @@ pub fn write_summary(
         "",
         SectionKind::MainIdea,
     )?;
-    let needed = scaffold.len() + ANSWER_RESERVE;
+    let needed = scaffold.len() + answer_budget(settings.max_tokens);
     if needed + 64 > context_limit {
         return Err(WriterError::ContextTooSmall {
             context: context_limit,
@@ -145,7 +156,8 @@ pub fn write_summary(
                 summary.conclusion = writer.prose(&session, &prompt.answer_prefix)?;
             }
             SectionKind::MainResults => {
-                summary.main_results = writer.list(session, &prompt.answer_prefix, 3, 5)?;
+                summary.main_results =
+                    writer.list(session, &prompt.answer_prefix, 3, MAX_LIST_ITEMS)?;
             }
             SectionKind::PaperIdeas => {
                 summary.paper_ideas = writer.list(session, &prompt.answer_prefix, 3, 3)?;
@@ -315,16 +327,16 @@ impl SectionWriter<'_> {
                 text.truncate(at);
                 break Ending::Stop;
             }
+            if let Some(cut) = repetition_cut(&text) {
+                text.truncate(cut);
+                break Ending::Loop;
+            }
             match generation.stop {
                 StopReason::Eos => break Ending::Eos,
                 StopReason::StopString(_) => break Ending::Stop,
                 StopReason::MaxTokens if generated >= max_tokens => break Ending::Limit,
                 StopReason::MaxTokens if generation.tokens.is_empty() => break Ending::Limit,
                 StopReason::MaxTokens => {}
-            }
-            if let Some(cut) = repetition_cut(&text) {
-                text.truncate(cut);
-                break Ending::Loop;
             }
         };
         self.timings.generated_tokens += generated;
@@ -348,7 +360,8 @@ impl SectionWriter<'_> {
             if !lead.is_empty() {
                 self.feed_text(&mut session, lead)?;
             }
-            let output = self.run(&mut session, attempt, 220, &["\n\n"], &banned)?;
+            let limit = self.settings.max_tokens;
+            let output = self.run(&mut session, attempt, limit, &["\n\n"], &banned)?;
             let raw = join_lead(lead, &output.text);
             let text = clean_prose(&raw, matches!(output.ending, Ending::Limit | Ending::Loop));
             if output.text.split_whitespace().count() >= 6 {
@@ -399,7 +412,8 @@ impl SectionWriter<'_> {
             for attempt in 0..MAX_ITEM_TRIES {
                 let mut attempt_session = session.fork()?;
                 self.feed_text(&mut attempt_session, &forced)?;
-                let output = self.run(&mut attempt_session, attempt, 96, &["\n"], &banned)?;
+                let limit = self.settings.max_tokens.min(MAX_ITEM_TOKENS);
+                let output = self.run(&mut attempt_session, attempt, limit, &["\n"], &banned)?;
                 ban_first(&mut banned, output.first_token);
                 let raw = join_lead(item_lead, &output.text);
                 let Some(item) = clean_item(&raw) else {
@@ -532,6 +546,9 @@ fn ban_first(mask: &mut TokenMask, token: Option<u32>) {
     }
 }
 
+/// Most tokens of one list item.
+const MAX_ITEM_TOKENS: usize = 96;
+
 /// Tries for one list item or tag before the list ends early.
 const MAX_ITEM_TRIES: u64 = 4;
 
@@ -567,6 +584,9 @@ mod tests {
             "{kept:?}"
         );
         assert!(repetition_cut("Plain text without any loop in it at all, just words.").is_none());
+        let word_loop = format!("Tiếng Việt: {}", "nhỏ ".repeat(24));
+        let kept = &word_loop[..repetition_cut(&word_loop).expect("word loop found")];
+        assert!(kept.matches("nhỏ").count() <= 9, "{kept:?}");
     }
 
     #[test]

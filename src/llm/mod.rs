@@ -13,6 +13,7 @@ pub mod gguf;
 pub mod models;
 pub mod registry;
 pub mod sampler;
+pub mod testing;
 pub mod tokenizer;
 
 pub use chat::{ChatMessage, ChatTemplate, encode_chat};

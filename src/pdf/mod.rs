@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 
 pub use meta::find_arxiv_id;
 
+/// Fewer letters than this in the whole file means there is no text layer worth reading.
+const MIN_LETTERS: usize = 16;
 /// Bumped whenever extraction output changes, so cached extractions are redone.
 pub const EXTRACTOR_VERSION: u32 = 1;
 /// Files larger than this are refused before parsing (arXiv caps submissions at 50 MB).
@@ -173,7 +175,9 @@ pub fn extract_bytes(bytes: &[u8], source_name: &str) -> Result<Document, PdfErr
         .iter()
         .map(|l| l.text.chars().filter(|c| c.is_alphabetic()).count())
         .sum();
-    if letters < 100 && raw.failed_pages > 0 {
+    // A handful of letters is a short note, not a paper, but still text to read; below that
+    // (page numbers, a stray label) the pages are images.
+    if letters < MIN_LETTERS && raw.failed_pages > 0 {
         return Err(PdfError::Malformed {
             source_name: source_name.to_string(),
             reason: format!(
@@ -184,7 +188,7 @@ pub fn extract_bytes(bytes: &[u8], source_name: &str) -> Result<Document, PdfErr
             ),
         });
     }
-    if letters < 100 {
+    if letters < MIN_LETTERS {
         return Err(PdfError::NoText {
             source_name: source_name.to_string(),
             pages: raw.page_count,

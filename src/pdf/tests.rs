@@ -525,3 +525,19 @@ fn real_papers() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn a_one_line_note_is_text_not_an_image() {
+    let page = vec![testpdf::text(
+        72.0,
+        720.0,
+        11.0,
+        "A short note on group reward normalization.",
+    )];
+    let bytes = testpdf::build(&[page], None, None);
+    let doc = extract_bytes(&bytes, "note.pdf").expect("short text is still text");
+    assert!(
+        doc.body_text().contains("group reward normalization"),
+        "{doc:?}"
+    );
+}
