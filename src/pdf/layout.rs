@@ -110,6 +110,7 @@ pub(crate) fn lay_out(pages: &[RawPage]) -> Vec<PageLines> {
         .filter(|m| m.is_finite())
         .collect();
     let decided = decisions.iter().filter(|d| d.is_some()).count();
+    if std::env::var("PDFDBG").is_ok() { for (i, d) in decisions.iter().enumerate() { eprintln!("DBG page {} decision {:?}", i + 1, d); } }
     let doc_mid = (mids.len() * 2 > decided.max(1)).then(|| median(&mids));
 
     built
@@ -517,6 +518,13 @@ fn find_gutter(lines: &[Line], width: f64, body: f64) -> Option<f64> {
     if narrow.len() < 6 {
         return (wide >= 6).then_some(f64::NAN);
     }
+    // Only lines of some length can block a gutter: the cells of a full-width table and
+    // figure labels sit across the middle of two-column pages too.
+    let blocking: Vec<&Line> = narrow
+        .iter()
+        .copied()
+        .filter(|l| l.x1 - l.x0 >= 0.2 * width)
+        .collect();
     let lo = (0.3 * width) as i64;
     let hi = (0.7 * width) as i64;
     let coverage: Vec<(i64, usize)> = (lo..=hi)
@@ -524,12 +532,12 @@ fn find_gutter(lines: &[Line], width: f64, body: f64) -> Option<f64> {
             let xf = x as f64;
             (
                 x,
-                narrow.iter().filter(|l| l.x0 <= xf && l.x1 >= xf).count(),
+                blocking.iter().filter(|l| l.x0 <= xf && l.x1 >= xf).count(),
             )
         })
         .collect();
     let min = coverage.iter().map(|&(_, c)| c).min()?;
-    if min > (narrow.len() / 10).max(1) {
+    if min > (blocking.len() / 5).max(1) {
         return Some(f64::NAN);
     }
     // Widest run of minimal coverage (ties: closest to the middle).
