@@ -43,6 +43,11 @@ pub(crate) fn inline_page(doc: &mut Document, page_id: ObjectId) -> Result<bool,
         let bytes = doc_ref
             .get_page_content(page_id)
             .map_err(|e| format!("page content: {e}"))?;
+        // Parsing the content is a good part of the extraction time; most text pages have
+        // nothing to inline, which the resources and a byte scan already tell.
+        if !may_draw_xobjects(doc_ref, &resources, &bytes) {
+            return Ok(false);
+        }
         let content = Content::decode(&bytes).map_err(|e| format!("page content: {e}"))?;
         if !draws_xobjects(&content.operations) {
             return Ok(false);
@@ -73,6 +78,20 @@ pub(crate) fn inline_page(doc: &mut Document, page_id: ObjectId) -> Result<bool,
     page.set("Contents", content_id);
     page.set("Resources", Object::Dictionary(merged));
     Ok(true)
+}
+
+/// False only when the page cannot draw an XObject (no /XObject resources) and holds no
+/// inline image (no `BI` token in its content bytes).
+fn may_draw_xobjects(doc: &Document, resources: &Dictionary, content: &[u8]) -> bool {
+    // An /XObject entry that is not a dictionary is left to the full check.
+    let has_xobjects = resources
+        .get(b"XObject")
+        .is_ok_and(|o| deref(doc, o).as_dict().ok().is_none_or(|d| !d.is_empty()));
+    let delimiter = |b: u8| b.is_ascii_whitespace() || b"()<>[]{}/%".contains(&b);
+    let inline_image = content
+        .windows(4)
+        .any(|w| delimiter(w[0]) && w[1] == b'B' && w[2] == b'I' && delimiter(w[3]));
+    has_xobjects || inline_image
 }
 
 fn draws_xobjects(ops: &[Operation]) -> bool {

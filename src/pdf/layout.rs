@@ -62,6 +62,9 @@ pub(crate) struct Line {
     pub short: bool,
     /// Starts a paragraph (gap, size change, or the previous line ended early).
     pub para_start: bool,
+    /// Small print at the foot of a column (a footnote): kept out of the running text and
+    /// given as its own paragraph at the end of the section it falls in.
+    pub footnote: bool,
 }
 
 /// A page after layout analysis.
@@ -69,7 +72,7 @@ pub(crate) struct Line {
 pub(crate) struct PageLines {
     pub number: u32,
     pub height: f64,
-    /// Lines in reading order, headers, footers and bottom-of-column footnotes removed.
+    /// Lines in reading order, headers and footers removed, bottom-of-column footnotes marked.
     pub lines: Vec<Line>,
     pub two_column: bool,
     /// Rotated or vertical text of the page in content order (holds the arXiv stamp on page 1).
@@ -110,7 +113,6 @@ pub(crate) fn lay_out(pages: &[RawPage]) -> Vec<PageLines> {
         .filter(|m| m.is_finite())
         .collect();
     let decided = decisions.iter().filter(|d| d.is_some()).count();
-    if std::env::var("PDFDBG").is_ok() { for (i, d) in decisions.iter().enumerate() { eprintln!("DBG page {} decision {:?}", i + 1, d); } }
     let doc_mid = (mids.len() * 2 > decided.max(1)).then(|| median(&mids));
 
     built
@@ -124,7 +126,7 @@ pub(crate) fn lay_out(pages: &[RawPage]) -> Vec<PageLines> {
             };
             let mut lines = order(lines, mid, body);
             if p.plain.is_none() {
-                drop_footnotes(&mut lines, body);
+                mark_footnotes(&mut lines, body);
                 // Tiny print is figure labels and axis ticks, not prose.
                 lines.retain(|l| l.size >= 0.7 * body);
             }
@@ -184,6 +186,7 @@ fn plain_lines(page: u32, text: &str) -> Vec<Line> {
                 gap_after: f64::INFINITY,
                 short: false,
                 para_start: false,
+                footnote: false,
             }
         })
         .collect()
@@ -333,6 +336,7 @@ fn finish_line(page: u32, mut words: Vec<Word>) -> Option<Line> {
         gap_after: f64::INFINITY,
         short: false,
         para_start: false,
+        footnote: false,
     };
     line.text = line_text(&mut line.words);
     (!line.text.trim().is_empty()).then_some(line)
@@ -687,9 +691,10 @@ fn peak(l: &Line) -> f64 {
         .fold(l.size, f64::max)
 }
 
-/// Drops small-print lines at the bottom of each column (footnotes, affiliations on page 1,
-/// axis labels of a bottom figure): they interrupt the running text otherwise.
-fn drop_footnotes(lines: &mut Vec<Line>, body: f64) {
+/// Marks small-print lines at the bottom of each column (footnotes, affiliations on page 1,
+/// axis labels of a bottom figure) as footnotes: they interrupt the running text otherwise,
+/// yet footnotes carry content, so `structure` moves them to the end of their section.
+fn mark_footnotes(lines: &mut [Line], body: f64) {
     for col in [Col::Full, Col::Left, Col::Right] {
         let idx: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].col == col).collect();
         // Only the trailing run of the column, and only when body text sits above it.
@@ -720,9 +725,17 @@ fn drop_footnotes(lines: &mut Vec<Line>, body: f64) {
         if col_bottom - top > (col_bottom - col_top) / 3.0 {
             continue;
         }
-        cut.sort_unstable();
-        for i in cut.into_iter().rev() {
-            lines.remove(i);
+        for i in cut {
+            let line = &mut lines[i];
+            line.footnote = true;
+            // The note's mark is set tight against its first word ("13We use"): part it.
+            if line.words.first().is_some_and(|w| w.script)
+                && let Some(next) = line.words.get_mut(1)
+                && !next.space_before
+            {
+                next.space_before = true;
+                line.text = line_text(&mut line.words);
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ pub use meta::find_arxiv_id;
 /// Fewer letters than this in the whole file means there is no text layer worth reading.
 const MIN_LETTERS: usize = 16;
 /// Bumped whenever extraction output changes, so cached extractions are redone.
-pub const EXTRACTOR_VERSION: u32 = 1;
+pub const EXTRACTOR_VERSION: u32 = 2;
 /// Files larger than this are refused before parsing (arXiv caps submissions at 50 MB).
 pub const MAX_BYTES: u64 = 100 * 1024 * 1024;
 /// Pages read at most; later pages are skipped with a warning (papers put what matters first).
@@ -42,9 +42,13 @@ pub struct Document {
     pub stamp_date: Option<NaiveDate>,
     /// The info dictionary's CreationDate.
     pub creation_date: Option<NaiveDate>,
+    #[serde(rename = "abstract", alias = "abstract_text")]
     pub abstract_text: Option<String>,
     /// Body after the abstract in reading order, reference list removed.
     pub sections: Vec<Section>,
+    /// The reference list cut from the body, one entry per reference.
+    #[serde(default)]
+    pub references: Vec<String>,
     /// Page count of the file.
     pub pages: usize,
     /// What went wrong on the way without stopping extraction.
@@ -150,18 +154,7 @@ pub fn extract_bytes(bytes: &[u8], source_name: &str) -> Result<Document, PdfErr
             }
         }
     }
-    // A paragraph that runs on into the next column or page: the flow restarts with a
-    // lower-case word after a line that reached its margin.
-    for i in 1..lines.len() {
-        let (prev, line) = (&lines[i - 1], &lines[i]);
-        if line.gap_before.is_infinite()
-            && !prev.short
-            && (prev.size - line.size).abs() <= 0.1 * line.size
-            && line.text.chars().next().is_some_and(char::is_lowercase)
-        {
-            lines[i].para_start = false;
-        }
-    }
+    join_interrupted_paragraphs(&mut lines);
     if dropped.total() > 0 {
         warnings.push(format!(
             "{source_name}: dropped {} unusable characters ({} replacement, {} control, {} private-use)",
@@ -235,7 +228,11 @@ pub fn extract_bytes(bytes: &[u8], source_name: &str) -> Result<Document, PdfErr
     let spot = structure::find_abstract(&lines, after_title);
     let body_from = spot.as_ref().map_or(after_title, |s| s.heading + 1);
     let compounds = clean::Compounds::from_texts(lines.iter().map(|l| l.text.as_str()));
-    let (mut sections, first_heading) = structure::sections(&lines, body_from, body, &compounds);
+    let structure::Body {
+        mut sections,
+        first_heading,
+        references,
+    } = structure::sections(&lines, body_from, body, &compounds);
     let abstract_text = spot
         .as_ref()
         .map(|s| structure::abstract_text(&lines, s, first_heading, &compounds))
@@ -299,6 +296,7 @@ pub fn extract_bytes(bytes: &[u8], source_name: &str) -> Result<Document, PdfErr
             .and_then(meta::parse_pdf_date),
         abstract_text,
         sections,
+        references,
         pages: raw.page_count,
         warnings,
     };
@@ -311,6 +309,36 @@ pub fn extract_bytes(bytes: &[u8], source_name: &str) -> Result<Document, PdfErr
         "extracted PDF"
     );
     Ok(doc)
+}
+
+/// Clears `para_start` where a paragraph only seems to break. It runs on into the next column
+/// or page when the flow restarts with a lower-case word after a line that reached its margin;
+/// it runs on around a display equation (see below). Footnotes between the two parts do not
+/// count: they leave the flow.
+fn join_interrupted_paragraphs(lines: &mut [layout::Line]) {
+    let mut prev_flow: Option<usize> = None;
+    for i in 0..lines.len() {
+        if lines[i].footnote {
+            continue;
+        }
+        if let Some(p) = prev_flow {
+            let (prev, line) = (&lines[p], &lines[i]);
+            let lower_start = line.text.chars().next().is_some_and(char::is_lowercase);
+            let run_on = line.gap_before.is_infinite()
+                && !prev.short
+                && (prev.size - line.size).abs() <= 0.1 * line.size
+                && lower_start;
+            // Around a display equation the gaps look like paragraph breaks, but the sentence
+            // goes on: the equation follows a line with no full stop, and the text after it
+            // ("where θ are ...") starts in lower case.
+            let open_sentence = !prev.text.trim_end().ends_with(['.', '!', '?']);
+            let equation_gap = line.gap_before.is_finite() && lower_start && open_sentence;
+            if run_on || equation_gap {
+                lines[i].para_start = false;
+            }
+        }
+        prev_flow = Some(i);
+    }
 }
 
 /// Refuses inputs over [`MAX_BYTES`].

@@ -393,24 +393,36 @@ impl Numbering {
     }
 }
 
-/// Splits the body (lines from `from` on) into sections, cutting the reference list.
-/// Returns the sections and the index of the first accepted heading (the end of the abstract).
-pub(crate) fn sections(
-    lines: &[Line],
-    from: usize,
-    body: f64,
-    compounds: &Compounds,
-) -> (Vec<Section>, Option<usize>) {
+/// What [`sections`] cut out of the body.
+#[derive(Debug, Default)]
+pub(crate) struct Body {
+    pub sections: Vec<Section>,
+    /// Index of the first accepted heading (the end of the abstract).
+    pub first_heading: Option<usize>,
+    /// The reference list, one entry per reference.
+    pub references: Vec<String>,
+}
+
+/// Splits the body (lines from `from` on) into sections, cutting the reference list out.
+pub(crate) fn sections(lines: &[Line], from: usize, body: f64, compounds: &Compounds) -> Body {
     let mut numbering = Numbering::default();
     let mut out: Vec<Section> = Vec::new();
     let mut first_heading = None;
     let mut in_refs = false;
     let mut appendix = false;
     let mut cur: Option<(String, Vec<Vec<&str>>, bool)> = None;
-    let finish = |cur: &mut Option<(String, Vec<Vec<&str>>, bool)>, out: &mut Vec<Section>| {
+    // Reference entries: a new one at a paragraph start or a "[12]" / "12." label.
+    let mut refs: Vec<Vec<&str>> = Vec::new();
+    // Footnotes met inside the current section, one paragraph per note, written after it.
+    let mut notes: Vec<Vec<&str>> = Vec::new();
+    let finish = |cur: &mut Option<(String, Vec<Vec<&str>>, bool)>,
+                  notes: &mut Vec<Vec<&str>>,
+                  out: &mut Vec<Section>| {
+        let notes = std::mem::take(notes);
         if let Some((heading, paras, appendix)) = cur.take() {
             let text = paras
                 .iter()
+                .chain(notes.iter())
                 .map(|p| join_lines_with(p.iter().copied(), compounds))
                 .filter(|p| !p.is_empty())
                 .collect::<Vec<_>>()
@@ -426,6 +438,19 @@ pub(crate) fn sections(
     let mut i = from;
     while i < lines.len() {
         let line = &lines[i];
+        if line.footnote {
+            if cur.is_some() {
+                let run_on = i > 0 && lines[i - 1].footnote && !line.para_start;
+                if !run_on || notes.is_empty() {
+                    notes.push(Vec::new());
+                }
+                if let Some(n) = notes.last_mut() {
+                    n.push(line.text.as_str());
+                }
+            }
+            i += 1;
+            continue;
+        }
         let accepted = claim(line, body).filter(|(c, _)| {
             // Inside the reference list only a clear next part may end it.
             if in_refs && matches!(c, Claim::Numbered(..) | Claim::Roman(_) | Claim::Known(_)) {
@@ -446,10 +471,11 @@ pub(crate) fn sections(
         });
         if let Some((c, mut heading)) = accepted {
             first_heading.get_or_insert(i);
-            finish(&mut cur, &mut out);
+            finish(&mut cur, &mut notes, &mut out);
             // A heading wrapped onto a second line: same size, close below, and either larger
             // than the body text or itself a short line set apart from what follows.
             while let Some(next) = lines.get(i + 1)
+                && !next.footnote
                 && next.page == line.page
                 && (next.size - line.size).abs() <= 0.03 * line.size
                 && claim(next, body).is_none()
@@ -478,6 +504,13 @@ pub(crate) fn sections(
                     cur = Some((heading, Vec::new(), appendix));
                 }
             }
+        } else if in_refs {
+            if line.para_start || refs.is_empty() || starts_with_ref_label(&line.text) {
+                refs.push(Vec::new());
+            }
+            if let Some(r) = refs.last_mut() {
+                r.push(line.text.as_str());
+            }
         } else if let Some((_, paras, _)) = cur.as_mut() {
             if line.para_start || paras.is_empty() {
                 paras.push(Vec::new());
@@ -488,8 +521,45 @@ pub(crate) fn sections(
         }
         i += 1;
     }
-    finish(&mut cur, &mut out);
-    (out, first_heading)
+    finish(&mut cur, &mut notes, &mut out);
+    // In a labelled list only a label starts an entry: a line ending early (a long URL)
+    // does not.
+    let labelled = refs
+        .iter()
+        .filter(|r| r.first().is_some_and(|l| starts_with_ref_label(l)))
+        .count();
+    if labelled * 2 > refs.len() {
+        let mut merged: Vec<Vec<&str>> = Vec::new();
+        for r in refs {
+            match merged.last_mut() {
+                Some(prev) if !r.first().is_some_and(|l| starts_with_ref_label(l)) => {
+                    prev.extend(r);
+                }
+                _ => merged.push(r),
+            }
+        }
+        refs = merged;
+    }
+    Body {
+        sections: out,
+        first_heading,
+        references: refs
+            .iter()
+            .map(|r| join_lines_with(r.iter().copied(), compounds))
+            .filter(|r| !r.is_empty())
+            .collect(),
+    }
+}
+
+/// Whether a reference-list line opens an entry with a label: "[12]", "12." or "12 ".
+fn starts_with_ref_label(text: &str) -> bool {
+    let t = text.trim_start();
+    if let Some(rest) = t.strip_prefix('[') {
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        return digits > 0 && rest[digits..].starts_with(']');
+    }
+    let digits = t.chars().take_while(char::is_ascii_digit).count();
+    (1..=3).contains(&digits) && t[digits..].starts_with(". ")
 }
 
 /// Lettered headings are appendix sections unless they are IEEE subsections.
@@ -519,6 +589,9 @@ pub(crate) fn abstract_text(
         let lower = line.text.trim().to_lowercase();
         if line.page > start_page + 1 || ABSTRACT_STOPS.iter().any(|s| lower.starts_with(s)) {
             break;
+        }
+        if line.footnote {
+            continue;
         }
         if line.para_start && paras.last().is_some_and(|p| !p.is_empty()) {
             paras.push(Vec::new());
@@ -555,6 +628,7 @@ mod tests {
             gap_after: 1.2,
             short: !full,
             para_start,
+            footnote: false,
         }
     }
 
@@ -636,9 +710,17 @@ mod tests {
             line("A Proofs", true, false),
             line("Proof text.", true, true),
         ];
-        let (secs, first) = sections(&lines, 0, 10.0, &Compounds::default());
-        assert_eq!(first, Some(0));
-        let got: Vec<(&str, &str, bool)> = secs
+        let cut = sections(&lines, 0, 10.0, &Compounds::default());
+        assert_eq!(cut.first_heading, Some(0));
+        assert_eq!(
+            cut.references,
+            [
+                "A. Author. 2020. A paper. In Proc.",
+                "B. Writer. 2021. Another one."
+            ]
+        );
+        let got: Vec<(&str, &str, bool)> = cut
+            .sections
             .iter()
             .map(|s| (s.heading.as_str(), s.text.as_str(), s.appendix))
             .collect();
@@ -648,6 +730,62 @@ mod tests {
                 ("1 Introduction", "We study things.", false),
                 ("2 Method", "Our method is newly designed.", false),
                 ("A Proofs", "Proof text.", true),
+            ]
+        );
+    }
+
+    #[test]
+    fn reference_entries_split_at_labels() {
+        let lines = vec![
+            line("1 Introduction", true, false),
+            line("Text.", true, true),
+            line("References", true, false),
+            line("[1] A. Author. A paper that runs", true, true),
+            line("on. 2020.", false, true),
+            line(
+                "[2] B. Writer. Another. https://example.org/a/long/",
+                false,
+                true,
+            ),
+            line("path.html", true, true),
+            line("3. C. Third. One more.", false, true),
+        ];
+        let cut = sections(&lines, 0, 10.0, &Compounds::default());
+        assert_eq!(
+            cut.references,
+            [
+                "[1] A. Author. A paper that runs on. 2020.",
+                "[2] B. Writer. Another. https://example.org/a/long/path.html",
+                "3. C. Third. One more."
+            ]
+        );
+        assert!(starts_with_ref_label("[12] X"));
+        assert!(!starts_with_ref_label("2020. X"));
+        assert!(!starts_with_ref_label("[a] X"));
+    }
+
+    #[test]
+    fn footnotes_go_to_the_end_of_their_section() {
+        let mut note = line("1We thank the reviewers.", true, true);
+        note.footnote = true;
+        let mut note2 = line("continued note.", false, true);
+        note2.footnote = true;
+        let lines = vec![
+            line("1 Introduction", true, false),
+            line("A paragraph that runs", true, true),
+            note,
+            note2,
+            line("on across the page.", false, true),
+            line("2 Method", true, false),
+            line("Method text.", true, true),
+        ];
+        let cut = sections(&lines, 0, 10.0, &Compounds::default());
+        let texts: Vec<&str> = cut.sections.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "A paragraph that runs on across the page.\n\n1We thank the reviewers. continued note.",
+                "Method text."
             ]
         );
     }

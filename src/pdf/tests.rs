@@ -337,6 +337,7 @@ fn body_text_and_serialisation() {
                 appendix: false,
             },
         ],
+        references: vec!["[1] A. Author. A paper. 2020.".into()],
         pages: 1,
         warnings: vec![],
     };
@@ -347,6 +348,20 @@ fn body_text_and_serialisation() {
     let json = serde_json::to_value(&doc).expect("serialises");
     assert_eq!(json["creation_date"], "2024-01-02");
     assert_eq!(json["sections"][0]["heading"], "1 Intro");
+    assert_eq!(json["abstract"], "Short.");
+    assert_eq!(json["references"][0], "[1] A. Author. A paper. 2020.");
+    // Documents cached before the rename still read back.
+    let mut old = json.clone();
+    if let Some(fields) = old.as_object_mut() {
+        let abstract_text = fields.remove("abstract").unwrap_or_default();
+        fields.insert("abstract_text".into(), abstract_text);
+        fields.remove("references");
+    }
+    let back: Document = serde_json::from_value(old).expect("old cache entry reads");
+    assert_eq!(back.abstract_text.as_deref(), Some("Short."));
+    assert!(back.references.is_empty());
+    let round: Document = serde_json::from_value(json).expect("round trip");
+    assert_eq!(round, doc);
 }
 
 /// The example paper shipped with the project.
@@ -539,5 +554,57 @@ fn a_one_line_note_is_text_not_an_image() {
     assert!(
         doc.body_text().contains("group reward normalization"),
         "{doc:?}"
+    );
+}
+
+/// A body line for the paragraph-continuation rules: `gap` is the baseline gap before it
+/// (infinite at a column top), `short` whether it ends before the margin.
+fn flow_line(text: &str, gap: f64, short: bool, para_start: bool) -> layout::Line {
+    layout::Line {
+        page: 1,
+        col: layout::Col::Left,
+        x0: 0.0,
+        x1: 100.0,
+        y: 0.0,
+        size: 10.0,
+        words: Vec::new(),
+        text: text.to_string(),
+        gap_before: gap,
+        gap_after: 1.2,
+        short,
+        para_start,
+        footnote: false,
+    }
+}
+
+#[test]
+fn paragraphs_run_on_across_columns_and_display_equations() {
+    let mut note = flow_line("1A footnote at the column foot.", 1.2, true, true);
+    note.footnote = true;
+    let mut lines = vec![
+        // A sentence broken by a display equation: neither part starts a paragraph.
+        flow_line("The model factorises as", 1.2, true, true),
+        flow_line("q(y) = ∏ q(yt | y<t) (2)", 2.0, true, true),
+        flow_line("where θ are the parameters.", 2.0, true, true),
+        // After a full stop a new paragraph stays one, lower case or not.
+        flow_line("paperdigest is a tool.", 2.0, true, true),
+        // A paragraph running into the next column, past a footnote.
+        flow_line("This sentence reaches the margin and", 1.2, false, false),
+        note,
+        flow_line(
+            "continues at the top of the next column.",
+            f64::INFINITY,
+            false,
+            true,
+        ),
+        // A new paragraph at a column top starts with a capital.
+        flow_line("A new paragraph.", f64::INFINITY, true, true),
+    ];
+    join_interrupted_paragraphs(&mut lines);
+    let starts: Vec<bool> = lines.iter().map(|l| l.para_start).collect();
+    assert_eq!(
+        starts,
+        [true, false, false, true, false, true, false, true],
+        "{lines:#?}"
     );
 }
