@@ -60,6 +60,11 @@ pub fn parse_tags(text: &str, max: usize) -> Vec<String> {
                     || c.is_whitespace()
             })
             .to_string();
+        // Markup echoed from the prompt (`<paper>`) is not a topic.
+        if tag.contains(['<', '>', '{', '}']) {
+            continue;
+        }
+        let tag = tag.trim_end_matches(':').trim().to_string();
         let words = tag.split_whitespace().count();
         let letters = tag.chars().filter(|c| c.is_alphanumeric()).count();
         if letters == 0 || words > 6 || tag.chars().count() > 48 {
@@ -218,6 +223,10 @@ mod tests {
             ["RL", "LLMs", "policy optimization", "GDPO"]
         );
         assert_eq!(parse_tags("a, b, c, d", 2), ["a", "b"]);
+        assert_eq!(
+            parse_tags("<paper>, Paperdigest:, Private Digests", 8),
+            ["Paperdigest", "Private Digests"]
+        );
         let long = "this is a very long sentence that is not a tag at all, ok";
         assert_eq!(parse_tags(long, 8), ["ok"]);
     }
