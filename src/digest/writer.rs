@@ -59,6 +59,7 @@ fn answer_budget(max_tokens: usize) -> usize {
     let longest_list = MAX_LIST_ITEMS * (max_tokens.min(MAX_ITEM_TOKENS) + 2);
     max_tokens.max(longest_list) + PROMPT_SLACK
 }
+
 /// How often an unusable answer is regenerated before giving up on it.
 const MAX_TRIES: u64 = 3;
 
