@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 use fixture::{DAY, DAY_IDS, Fixture, Reply};
 
+/// Runs the binary with both services pointed at the fixture and its own cache.
 fn paperdigest(fx: &Fixture, cache: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_paperdigest"))
         .args(args)
@@ -17,6 +18,8 @@ fn paperdigest(fx: &Fixture, cache: &Path, args: &[&str]) -> Output {
         .env("HF_ENDPOINT", fx.url())
         .env("ARXIV_ENDPOINT", fx.url())
         .env("PAPERDIGEST_CONFIG", cache.join("no-config.toml"))
+        // Tiny tensors only lose time when spread over threads.
+        .env("RAYON_NUM_THREADS", "1")
         .env_remove("PAPERDIGEST_CACHE")
         .output()
         .expect("run paperdigest")
@@ -168,18 +171,7 @@ fn digest_with_tiny_model(
         out.to_str().unwrap(),
     ];
     all.extend_from_slice(args);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_paperdigest"));
-    command
-        .args(&all)
-        .arg("--cache-dir")
-        .arg(cache)
-        .env("HF_ENDPOINT", fx.url())
-        .env("ARXIV_ENDPOINT", fx.url())
-        .env("PAPERDIGEST_CONFIG", cache.join("no-config.toml"))
-        // Tiny tensors only lose time when spread over threads.
-        .env("RAYON_NUM_THREADS", "1")
-        .env_remove("PAPERDIGEST_CACHE");
-    command.output().expect("run paperdigest")
+    paperdigest(fx, cache, &all)
 }
 
 #[test]

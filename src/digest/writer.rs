@@ -134,12 +134,14 @@ pub fn write_summary(
     timings.prefill_secs += started.elapsed().as_secs_f64();
 
     let mut summary = Summary::default();
+    let (empty_starts, markup) = token_masks(engine);
     let mut writer = SectionWriter {
         engine,
         settings,
         timings: &mut timings,
         observer,
-        empty_starts: empty_start_tokens(engine),
+        empty_starts,
+        markup,
     };
     for (kind, tokens) in SectionKind::ALL.into_iter().zip(&prompts_tokens) {
         writer.observer.stage(kind.name());
@@ -167,7 +169,7 @@ pub fn write_summary(
                 summary.patent_ideas = writer.list(session, &prompt.answer_prefix, 3, 3)?;
             }
             SectionKind::Tags => {
-                summary.tags = writer.tags(&session, &prompt.answer_prefix)?;
+                summary.tags = writer.tags(&session, &prompt.answer_prefix, &meta.title)?;
             }
         }
     }
@@ -216,22 +218,33 @@ struct SectionWriter<'a> {
     /// Tokens that would end a list item or tag before it starts (end of turn, line breaks):
     /// banned as the first token of an item, so a forced item is never empty.
     empty_starts: TokenMask,
+    /// Markup tokens, never part of a tag.
+    markup: TokenMask,
 }
 
-/// End-of-generation tokens and every token whose text holds a line break.
-fn empty_start_tokens(engine: &Engine) -> TokenMask {
+/// Two masks from one pass over the vocabulary: tokens that would end an item before it starts
+/// (end of generation, line breaks), and tokens of markup (`<`, `>`, `{`, `}`), which a small
+/// model copies from the prompt into tags.
+fn token_masks(engine: &Engine) -> (TokenMask, TokenMask) {
     let tokenizer = engine.tokenizer();
-    let mut mask = TokenMask::from_ids(tokenizer.eos_ids().iter().copied());
+    let mut empty_starts = TokenMask::from_ids(tokenizer.eos_ids().iter().copied());
+    let mut markup = TokenMask::new();
     for id in 0..tokenizer.vocab_size() as u32 {
-        if tokenizer.is_eog(id)
-            || tokenizer
-                .token_to_piece(id)
-                .is_ok_and(|piece| piece.contains('\n'))
-        {
-            mask.insert(id);
+        if tokenizer.is_eog(id) {
+            empty_starts.insert(id);
+            continue;
+        }
+        let Ok(piece) = tokenizer.token_to_piece(id) else {
+            continue;
+        };
+        if piece.contains('\n') {
+            empty_starts.insert(id);
+        }
+        if piece.contains(['<', '>', '{', '}']) {
+            markup.insert(id);
         }
     }
-    mask
+    (empty_starts, markup)
 }
 
 /// How one stretch of generation ended.
@@ -281,6 +294,7 @@ impl SectionWriter<'_> {
         max_tokens: usize,
         stop: &[&str],
         banned_first: &TokenMask,
+        banned_after: &TokenMask,
     ) -> Result<Output, LlmError> {
         let mut params = self.settings.sampling.clone();
         params.seed = params.seed.wrapping_add(attempt * 7919);
@@ -307,7 +321,7 @@ impl SectionWriter<'_> {
             let mask = if generated == 0 {
                 banned_first
             } else {
-                &TokenMask::new()
+                banned_after
             };
             let generation =
                 generate_masked(session, &mut sampler, &options, mask, &mut |piece| {
@@ -362,7 +376,7 @@ impl SectionWriter<'_> {
                 self.feed_text(&mut session, lead)?;
             }
             let limit = self.settings.max_tokens;
-            let output = self.run(&mut session, attempt, limit, &["\n\n"], &banned)?;
+            let output = self.run(&mut session, attempt, limit, &["\n\n"], &banned, &no_ban())?;
             let raw = join_lead(lead, &output.text);
             let text = clean_prose(&raw, matches!(output.ending, Ending::Limit | Ending::Loop));
             if output.text.split_whitespace().count() >= 6 {
@@ -395,7 +409,7 @@ impl SectionWriter<'_> {
                 if !at_line_start {
                     self.feed_text(&mut session, "\n")?;
                 }
-                let peek = self.run(&mut session.fork()?, 0, 1, &[], &TokenMask::new())?;
+                let peek = self.run(&mut session.fork()?, 0, 1, &[], &no_ban(), &no_ban())?;
                 if !peek.text.trim_start().starts_with(['-', '*', '•']) {
                     break;
                 }
@@ -414,7 +428,14 @@ impl SectionWriter<'_> {
                 let mut attempt_session = session.fork()?;
                 self.feed_text(&mut attempt_session, &forced)?;
                 let limit = self.settings.max_tokens.min(MAX_ITEM_TOKENS);
-                let output = self.run(&mut attempt_session, attempt, limit, &["\n"], &banned)?;
+                let output = self.run(
+                    &mut attempt_session,
+                    attempt,
+                    limit,
+                    &["\n"],
+                    &banned,
+                    &no_ban(),
+                )?;
                 ban_first(&mut banned, output.first_token);
                 let raw = join_lead(item_lead, &output.text);
                 let Some(item) = clean_item(&raw) else {
@@ -457,7 +478,7 @@ impl SectionWriter<'_> {
     /// 3 to 8 tags on one line. Tags are generated one at a time: the first three are forced
     /// (a comma is written for the model when it stops early), later ones only while the model
     /// itself continues the list with a comma.
-    fn tags(&mut self, prompt: &Session, lead: &str) -> Result<Vec<String>, LlmError> {
+    fn tags(&mut self, prompt: &Session, lead: &str, title: &str) -> Result<Vec<String>, LlmError> {
         const MIN_TAGS: usize = 3;
         const MAX_TAGS: usize = 8;
         let mut session = prompt.fork()?;
@@ -466,6 +487,11 @@ impl SectionWriter<'_> {
         }
         let mut tags: Vec<String> = Vec::new();
         let mut banned = self.empty_starts.clone();
+        for id in 0..self.engine.tokenizer().vocab_size() as u32 {
+            if self.markup.contains(id) {
+                banned.insert(id);
+            }
+        }
         let mut needs_separator = false;
         while tags.len() < MAX_TAGS {
             let mut accepted = None;
@@ -480,6 +506,7 @@ impl SectionWriter<'_> {
                     16,
                     &[",", "\n", ";"],
                     &banned,
+                    &self.markup.clone(),
                 )?;
                 ban_first(&mut banned, output.first_token);
                 let tag = parse_tags(&output.text, 1).into_iter().next();
@@ -499,6 +526,22 @@ impl SectionWriter<'_> {
                 break;
             }
             needs_separator = !model_continues;
+        }
+        if tags.len() < MIN_TAGS {
+            // The tag line must have its three tags; when the model cannot give them, the
+            // title's own key phrases are the most faithful stand-in.
+            tracing::warn!(
+                got = tags.len(),
+                "model gave too few tags; adding title phrases"
+            );
+            for phrase in title_phrases(title) {
+                if tags.len() >= MIN_TAGS {
+                    break;
+                }
+                if !repeats(&phrase, &tags) {
+                    tags.push(phrase);
+                }
+            }
         }
         Ok(tags)
     }
@@ -539,6 +582,45 @@ fn repetition_cut(text: &str) -> Option<usize> {
     }
     // Cut just after the first occurrence: everything before it said it once.
     Some(words[earlier[0] + N].0)
+}
+
+fn no_ban() -> TokenMask {
+    TokenMask::new()
+}
+
+/// Short phrases of a title, split at punctuation and linking words ("paperdigest: Private
+/// Daily Digests with Local Models" gives "paperdigest", "Private Daily Digests", "Local
+/// Models"), then its longer single words.
+fn title_phrases(title: &str) -> Vec<String> {
+    const LINKS: &[&str] = &[
+        "with", "for", "and", "of", "via", "in", "on", "from", "to", "the", "a", "an", "by",
+        "using", "through", "towards", "toward", "is", "are",
+    ];
+    let mut phrases: Vec<String> = Vec::new();
+    for part in title.split([':', ',', ';', '?', '!', '(', ')', '—', '–']) {
+        let mut current: Vec<&str> = Vec::new();
+        for word in part.split_whitespace() {
+            if LINKS.contains(&word.to_lowercase().as_str()) {
+                if !current.is_empty() {
+                    phrases.push(current.join(" "));
+                    current.clear();
+                }
+            } else {
+                current.push(word);
+            }
+        }
+        if !current.is_empty() {
+            phrases.push(current.join(" "));
+        }
+    }
+    phrases.retain(|p| p.split_whitespace().count() <= 5);
+    let words: Vec<String> = title
+        .split(|c: char| !c.is_alphanumeric() && c != '-')
+        .filter(|w| w.chars().count() >= 6)
+        .map(str::to_string)
+        .collect();
+    phrases.extend(words);
+    phrases
 }
 
 fn ban_first(mask: &mut TokenMask, token: Option<u32>) {
@@ -588,6 +670,23 @@ mod tests {
         let word_loop = format!("Tiếng Việt: {}", "nhỏ ".repeat(24));
         let kept = &word_loop[..repetition_cut(&word_loop).expect("word loop found")];
         assert!(kept.matches("nhỏ").count() <= 9, "{kept:?}");
+    }
+
+    #[test]
+    fn title_phrases_split_at_punctuation_and_linking_words() {
+        let phrases = title_phrases(
+            "paperdigest: Private Daily Paper Digests with Local Quantized Language Models",
+        );
+        assert_eq!(
+            &phrases[..3],
+            [
+                "paperdigest",
+                "Private Daily Paper Digests",
+                "Local Quantized Language Models"
+            ]
+        );
+        let short = title_phrases("Attention Is All You Need");
+        assert!(short.len() >= 3, "{short:?}");
     }
 
     #[test]
