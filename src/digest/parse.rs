@@ -66,8 +66,9 @@ pub fn parse_tags(text: &str, max: usize) -> Vec<String> {
         }
         let tag = tag.trim_end_matches(':').trim().to_string();
         let words = tag.split_whitespace().count();
-        let letters = tag.chars().filter(|c| c.is_alphanumeric()).count();
-        if letters == 0 || words > 6 || tag.chars().count() > 48 {
+        // A tag names a topic in words: "GPT-4" and "µP" are tags, "1.1.2" is not.
+        let letters = tag.chars().filter(|c| c.is_alphabetic()).count();
+        if letters < 2 || words > 6 || tag.chars().count() > 48 {
             continue;
         }
         if tags.iter().any(|t| t.to_lowercase() == tag.to_lowercase()) {
@@ -222,7 +223,8 @@ mod tests {
             parse_tags("Tags: RL, #LLMs; policy optimization, rl, \"GDPO\".", 8),
             ["RL", "LLMs", "policy optimization", "GDPO"]
         );
-        assert_eq!(parse_tags("a, b, c, d", 2), ["a", "b"]);
+        assert_eq!(parse_tags("ab, cd, ef, gh", 2), ["ab", "cd"]);
+        assert_eq!(parse_tags("1.1.2.1, GPT-4, µP", 8), ["GPT-4", "µP"]);
         assert_eq!(
             parse_tags("<paper>, Paperdigest:, Private Digests", 8),
             ["Paperdigest", "Private Digests"]
