@@ -134,14 +134,13 @@ pub fn write_summary(
     timings.prefill_secs += started.elapsed().as_secs_f64();
 
     let mut summary = Summary::default();
-    let (empty_starts, markup) = token_masks(engine);
+    let masks = token_masks(engine);
     let mut writer = SectionWriter {
         engine,
         settings,
         timings: &mut timings,
         observer,
-        empty_starts,
-        markup,
+        masks,
     };
     for (kind, tokens) in SectionKind::ALL.into_iter().zip(&prompts_tokens) {
         writer.observer.stage(kind.name());
@@ -217,21 +216,21 @@ struct SectionWriter<'a> {
     observer: &'a mut dyn Observer,
     /// Tokens that would end a list item or tag before it starts (end of turn, line breaks):
     /// banned as the first token of an item, so a forced item is never empty.
-    empty_starts: TokenMask,
-    /// Markup tokens, never part of a tag.
-    markup: TokenMask,
+    masks: TokenMasks,
 }
 
-/// Two masks from one pass over the vocabulary: tokens that would end an item before it starts
-/// (end of generation, line breaks), and tokens of markup (`<`, `>`, `{`, `}`), which a small
-/// model copies from the prompt into tags.
-fn token_masks(engine: &Engine) -> (TokenMask, TokenMask) {
+/// Masks from one pass over the vocabulary: tokens that would end an item before it starts
+/// (end of generation, line breaks); tokens of markup (`<`, `>`, `{`, `}`), which a small model
+/// copies from the prompt into tags; and both together, for the first token of a tag.
+fn token_masks(engine: &Engine) -> TokenMasks {
     let tokenizer = engine.tokenizer();
     let mut empty_starts = TokenMask::from_ids(tokenizer.eos_ids().iter().copied());
     let mut markup = TokenMask::new();
+    let mut tag_starts = empty_starts.clone();
     for id in 0..tokenizer.vocab_size() as u32 {
         if tokenizer.is_eog(id) {
             empty_starts.insert(id);
+            tag_starts.insert(id);
             continue;
         }
         let Ok(piece) = tokenizer.token_to_piece(id) else {
@@ -239,12 +238,24 @@ fn token_masks(engine: &Engine) -> (TokenMask, TokenMask) {
         };
         if piece.contains('\n') {
             empty_starts.insert(id);
+            tag_starts.insert(id);
         }
         if piece.contains(['<', '>', '{', '}']) {
             markup.insert(id);
+            tag_starts.insert(id);
         }
     }
-    (empty_starts, markup)
+    TokenMasks {
+        empty_starts,
+        markup,
+        tag_starts,
+    }
+}
+
+struct TokenMasks {
+    empty_starts: TokenMask,
+    markup: TokenMask,
+    tag_starts: TokenMask,
 }
 
 /// How one stretch of generation ended.
@@ -369,7 +380,7 @@ impl SectionWriter<'_> {
     /// One paragraph, started with `lead`.
     fn prose(&mut self, prompt: &Session, lead: &str) -> Result<String, LlmError> {
         let mut best = String::new();
-        let mut banned = self.empty_starts.clone();
+        let mut banned = self.masks.empty_starts.clone();
         for attempt in 0..MAX_TRIES {
             let mut session = prompt.fork()?;
             if !lead.is_empty() {
@@ -401,7 +412,7 @@ impl SectionWriter<'_> {
         max: usize,
     ) -> Result<Vec<String>, LlmError> {
         let mut items: Vec<String> = Vec::new();
-        let mut banned = self.empty_starts.clone();
+        let mut banned = self.masks.empty_starts.clone();
         let mut at_line_start = true;
         while items.len() < max {
             if items.len() >= min {
@@ -468,11 +479,23 @@ impl SectionWriter<'_> {
     /// Whether the session's text ends exactly at a line start (the token that ended a line may
     /// carry text after the newline, in which case a clean line is started explicitly).
     fn ends_at_line_start(&self, session: &Session) -> Result<bool, LlmError> {
-        let Some(&last) = session.tokens().last() else {
-            return Ok(true);
-        };
-        let piece = self.engine.tokenizer().decode(&[last])?;
-        Ok(piece.ends_with('\n'))
+        Ok(self.last_piece(session)?.is_none_or(|p| p.ends_with('\n')))
+    }
+
+    /// Whether the last token fed ended in a comma: the model itself asked for another tag.
+    fn continues_with_comma(&self, session: &Session) -> Result<bool, LlmError> {
+        Ok(self
+            .last_piece(session)?
+            .is_some_and(|p| p.trim_end().ends_with(',')))
+    }
+
+    /// The text of the last token fed, if any.
+    fn last_piece(&self, session: &Session) -> Result<Option<String>, LlmError> {
+        session
+            .tokens()
+            .last()
+            .map(|&last| self.engine.tokenizer().decode(&[last]))
+            .transpose()
     }
 
     /// 3 to 8 tags on one line. Tags are generated one at a time: the first three are forced
@@ -486,12 +509,8 @@ impl SectionWriter<'_> {
             self.feed_text(&mut session, lead)?;
         }
         let mut tags: Vec<String> = Vec::new();
-        let mut banned = self.empty_starts.clone();
-        for id in 0..self.engine.tokenizer().vocab_size() as u32 {
-            if self.markup.contains(id) {
-                banned.insert(id);
-            }
-        }
+        let mut banned = self.masks.tag_starts.clone();
+        let markup = self.masks.markup.clone();
         let mut needs_separator = false;
         while tags.len() < MAX_TAGS {
             let mut accepted = None;
@@ -506,13 +525,13 @@ impl SectionWriter<'_> {
                     16,
                     &[",", "\n", ";"],
                     &banned,
-                    &self.markup.clone(),
+                    &markup,
                 )?;
                 ban_first(&mut banned, output.first_token);
                 let tag = parse_tags(&output.text, 1).into_iter().next();
                 if let Some(tag) = tag.filter(|t| !repeats(t, &tags)) {
-                    let more =
-                        output.ending == Ending::Stop && output_continues(&attempt_session, self)?;
+                    let more = output.ending == Ending::Stop
+                        && self.continues_with_comma(&attempt_session)?;
                     accepted = Some((tag, attempt_session, more));
                     break;
                 }
@@ -545,15 +564,6 @@ impl SectionWriter<'_> {
         }
         Ok(tags)
     }
-}
-
-/// Whether the last token fed ended in a comma: the model itself asked for another tag.
-fn output_continues(session: &Session, writer: &SectionWriter<'_>) -> Result<bool, LlmError> {
-    let Some(&last) = session.tokens().last() else {
-        return Ok(false);
-    };
-    let piece = writer.engine.tokenizer().decode(&[last])?;
-    Ok(piece.trim_end().ends_with(','))
 }
 
 /// Where a repetition loop starts, if the text ends in one: the last 8 words already occurred
