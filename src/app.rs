@@ -335,11 +335,13 @@ pub fn run_digest(
         let resolved = resolve_model(settings, display)?;
         let device: DeviceChoice = settings.device.parse().map_err(AppError::Device)?;
         let spinner = display.spinner(format!("loading {}", resolved.path.display()));
-        let engine = Engine::load(&resolved.path, &LoadOptions { device }).map_err(|source| {
-            AppError::Load {
-                path: resolved.path.clone(),
-                source,
-            }
+        let load = LoadOptions {
+            device,
+            context: Some(settings.max_context),
+        };
+        let engine = Engine::load(&resolved.path, &load).map_err(|source| AppError::Load {
+            path: resolved.path.clone(),
+            source,
         })?;
         spinner.finish_and_clear();
         tracing::info!(model = %resolved.path.display(), "model loaded");

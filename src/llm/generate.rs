@@ -26,6 +26,9 @@ use super::tokenizer::{GgufTokenizer, TokenStream};
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub device: DeviceChoice,
+    /// The most tokens a session may hold; None: the model's trained context length. Each
+    /// session's attention cache is allocated to this size up front.
+    pub context: Option<usize>,
 }
 
 /// A loaded model: weights, tokenizer, chat template, file summary and device.
@@ -57,7 +60,7 @@ impl Engine {
         let tokenizer = GgufTokenizer::from_gguf(&gguf)?;
         let chat = ChatTemplate::from_gguf(&gguf, &tokenizer)?;
         let info = gguf.info().clone();
-        let model = Model::load(gguf, arch, &device)?;
+        let model = Model::load(gguf, arch, &device, opts.context)?;
         tracing::info!(
             model = %info.name,
             architecture = %info.architecture,
@@ -92,8 +95,8 @@ impl Engine {
         &self.device
     }
 
-    /// The most tokens a session can hold: the model's context length, capped where the
-    /// model code has a lower limit (4096 for `llama` in candle-transformers 0.11.1).
+    /// The most tokens a session can hold: the model's trained context length, or less where
+    /// [`LoadOptions::context`] asked for less.
     pub fn context_length(&self) -> usize {
         self.model.max_context()
     }
@@ -111,7 +114,7 @@ impl Engine {
     /// An empty session.
     pub fn new_session(&self) -> Result<Session, LlmError> {
         Ok(Session {
-            state: self.model.new_state(),
+            state: self.model.new_state()?,
             tokenizer: Arc::clone(&self.tokenizer),
             tokens: Vec::new(),
             logits: None,
@@ -125,11 +128,8 @@ impl Engine {
 
 /// One token sequence and its attention cache.
 ///
-/// Forking: for `llama` a fork clones the cache tensors by reference (cheap, eager). For
-/// `qwen2` the model code keeps one cache for all sessions, so a fork only copies the token
-/// list; whichever session runs next after another one re-prefills its own tokens first
-/// (lazy). Sessions of one engine may be used from different threads; `qwen2` ones then take
-/// turns on the shared cache.
+/// Forking copies the cached keys and values of the tokens fed so far into a new cache (a
+/// memory copy, no recomputation). Sessions of one engine may be used from different threads.
 pub struct Session {
     state: ModelState,
     tokenizer: Arc<GgufTokenizer>,
@@ -185,7 +185,7 @@ impl Session {
             return Err(LlmError::SessionBroken);
         }
         Ok(Session {
-            state: self.state.fork(),
+            state: self.state.fork()?,
             tokenizer: Arc::clone(&self.tokenizer),
             tokens: self.tokens.clone(),
             logits: self.logits.clone(),
@@ -215,8 +215,8 @@ impl Session {
             return Err(LlmError::TokenOutOfRange { id, vocab_size });
         }
         for chunk in tokens.chunks(PREFILL_CHUNK) {
-            let (state, history) = (&mut self.state, &self.tokens);
-            let result = catch_unwind(AssertUnwindSafe(|| state.forward(history, chunk)));
+            let (state, position) = (&mut self.state, self.tokens.len());
+            let result = catch_unwind(AssertUnwindSafe(|| state.forward(position, chunk)));
             let err = match result {
                 Ok(Ok(logits)) => {
                     self.tokens.extend_from_slice(chunk);
@@ -408,7 +408,7 @@ fn held_back(tail: &str, stops: &[&str]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::gguf::tests::{GEMMA3, QWEN25, SMOLLM2, test_model, write_tiny_gguf};
+    use crate::llm::gguf::tests::{QWEN25, SMOLLM2, test_model, write_tiny_gguf};
     use crate::llm::sampler::SamplingParams;
     use candle_core::quantized::gguf_file::Value;
     use std::sync::OnceLock;
@@ -420,6 +420,7 @@ mod tests {
                 let path = test_model(SMOLLM2)?;
                 let opts = LoadOptions {
                     device: DeviceChoice::Cpu,
+                    context: None,
                 };
                 Some(Engine::load(&path, &opts).unwrap())
             })
@@ -476,14 +477,24 @@ mod tests {
 
         // The session goes on after generate: feeding more text and generating again works
         // and equals doing it all in one fresh session.
+        // The batched and token-by-token paths quantize and sum in different orders; on this
+        // small model that moves logits by up to about 1 (llama.cpp's own two paths differ by
+        // 0.7 on the same file), while a wrong mask or position moves them by several. The
+        // exact checks of the arithmetic are in `llm::models` on tiny models.
         let forced = engine.tokenizer().encode(" Also,").unwrap();
         a.feed(&forced).unwrap();
+        let mut c = engine.new_session().unwrap();
+        c.feed(&[prompt.clone(), ga.tokens.clone(), forced.clone()].concat())
+            .unwrap();
+        let (la, lc) = (a.logits().unwrap(), c.logits().unwrap());
+        let diff = la
+            .iter()
+            .zip(lc)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1.5, "logits differ by {diff}");
         let g2 = continue_text(engine, &mut a, 4);
         assert_eq!(g2.prefill_tokens, forced.len());
-        let mut c = engine.new_session().unwrap();
-        c.feed(&[prompt.clone(), ga.tokens.clone(), forced].concat())
-            .unwrap();
-        assert_eq!(continue_text(engine, &mut c, 4).tokens, g2.tokens);
     }
 
     #[test]
@@ -548,12 +559,13 @@ mod tests {
     #[test]
     fn feeding_past_the_context_is_an_error() {
         let Some(engine) = smollm2() else { return };
-        assert_eq!(engine.context_length(), 4096);
+        // SmolLM2 was trained for 8192 positions, and the model code reaches all of them.
+        assert_eq!(engine.context_length(), 8192);
         let mut s = engine.new_session().unwrap();
         let too_many = vec![42u32; engine.context_length() + 1];
         let err = s.feed(&too_many).unwrap_err();
         assert!(
-            matches!(err, LlmError::ContextOverflow { limit: 4096, .. }),
+            matches!(err, LlmError::ContextOverflow { limit: 8192, .. }),
             "{err}"
         );
         assert!(s.tokens().is_empty() && s.logits().is_none());
@@ -582,27 +594,9 @@ mod tests {
         );
         let text = err.to_string();
         assert!(
-            text.contains("mamba") && text.contains("llama, qwen2"),
+            text.contains("mamba") && text.contains("llama, qwen2, qwen3, gemma3"),
             "{text}"
         );
-
-        let path = dir.path().join("gemma.gguf");
-        write_tiny_gguf(
-            &path,
-            &[("general.architecture", Value::String("gemma3".into()))],
-        );
-        let err = Engine::load(&path, &LoadOptions::default()).unwrap_err();
-        assert!(
-            err.to_string().contains("gemma3 is not supported yet"),
-            "{err}"
-        );
-        if let Some(real) = test_model(GEMMA3) {
-            let err = Engine::load(&real, &LoadOptions::default()).unwrap_err();
-            assert!(
-                matches!(err, LlmError::ArchitectureNotYetSupported { .. }),
-                "{err}"
-            );
-        }
     }
 
     #[test]
@@ -630,6 +624,7 @@ mod tests {
             &path,
             &LoadOptions {
                 device: DeviceChoice::Cpu,
+                context: None,
             },
         )
         .unwrap_err();
@@ -638,34 +633,44 @@ mod tests {
     }
 
     #[test]
-    fn qwen2_sessions_share_one_cache_correctly() {
+    fn qwen2_context_forks_and_batches() {
         let Some(path) = test_model(QWEN25) else {
             return;
         };
-        let engine = Engine::load(
-            &path,
-            &LoadOptions {
-                device: DeviceChoice::Cpu,
-            },
-        )
-        .unwrap();
-        assert_eq!(engine.context_length(), 32768);
+        let load = |context| {
+            Engine::load(
+                &path,
+                &LoadOptions {
+                    device: DeviceChoice::Cpu,
+                    context,
+                },
+            )
+            .unwrap()
+        };
+        // The trained length is reachable; asking for less caps sessions (and their cache).
+        assert_eq!(load(None).context_length(), 32768);
+        let engine = load(Some(1024));
+        assert_eq!(engine.context_length(), 1024);
         let prompt = engine.tokenizer().encode("def fibonacci(n):").unwrap();
         let mut a = engine.new_session().unwrap();
         a.feed(&prompt).unwrap();
         let mut f = a.fork().unwrap();
         let ga = continue_text(&engine, &mut a, 6);
-        // The fork re-prefills the prompt (the cache now holds `a`'s tokens) and agrees.
+        // The fork has its own copy of the prompt's cache and is not disturbed by `a`.
         let gf = continue_text(&engine, &mut f, 6);
         assert_eq!(ga.tokens, gf.tokens);
-        // Back to `a`, which must rebuild its own cache, then compare with a fresh session fed
-        // the same tokens in one go.
         let more = engine.tokenizer().encode("\n").unwrap();
         a.feed(&more).unwrap();
-        let g2 = continue_text(&engine, &mut a, 3);
         let mut c = engine.new_session().unwrap();
         c.feed(&[prompt, ga.tokens, more].concat()).unwrap();
-        assert_eq!(continue_text(&engine, &mut c, 3).tokens, g2.tokens);
+        let diff = a
+            .logits()
+            .unwrap()
+            .iter()
+            .zip(c.logits().unwrap())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1.5, "logits differ by {diff}");
     }
 
     #[test]
@@ -702,6 +707,7 @@ mod tests {
                 &path,
                 &LoadOptions {
                     device: DeviceChoice::Cpu,
+                    context: None,
                 },
             )
             .unwrap();

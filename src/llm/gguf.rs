@@ -118,6 +118,14 @@ impl GgufFile {
         self.content.tensor_infos.contains_key(name)
     }
 
+    /// The shape of tensor `name` in candle's order (rows first), if the file has it.
+    pub fn tensor_shape(&self, name: &str) -> Option<&[usize]> {
+        self.content
+            .tensor_infos
+            .get(name)
+            .map(|info| info.shape.dims())
+    }
+
     /// The raw metadata value for `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.content.metadata.get(key)

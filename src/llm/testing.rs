@@ -1,6 +1,6 @@
 //! Tiny random-weight GGUF models built in code, for tests and benchmarks only.
 //!
-//! [`write_tiny_model`] writes a complete `llama` or `qwen2` GGUF file of a few hundred
+//! [`write_tiny_model`] writes a complete `llama`, `qwen2`, `qwen3` or `gemma3` GGUF file of a few hundred
 //! kilobytes that [`Engine::load`](super::Engine::load) accepts like a downloaded model: the
 //! tensor names and metadata keys candle-transformers reads, a GPT-2 style byte-level BPE
 //! vocabulary with merges learned from a small built-in English text, the ChatML control tokens
@@ -35,14 +35,33 @@ pub enum TinyArch {
     Llama,
     /// `general.architecture = qwen2`, with Q/K/V biases (tokenizer pre-split `qwen2`).
     Qwen2,
+    /// `general.architecture = qwen3`: per-head Q/K norms, no biases (pre-split `qwen2`).
+    Qwen3,
+    /// `general.architecture = gemma3`: Q/K norms, post-attention and post-feed-forward
+    /// norms, GELU, scaled embeddings, a sliding window of [`GEMMA3_TINY_WINDOW`] positions on
+    /// even layers (odd layers are global). Tokenizer as for `qwen3`.
+    Gemma3,
 }
 
+/// The sliding window of tiny `gemma3` models: short, so a few tokens exercise it.
+pub const GEMMA3_TINY_WINDOW: usize = 4;
+
 impl TinyArch {
+    /// Every architecture a tiny model can be written for.
+    pub const ALL: [TinyArch; 4] = [
+        TinyArch::Llama,
+        TinyArch::Qwen2,
+        TinyArch::Qwen3,
+        TinyArch::Gemma3,
+    ];
+
     /// The `general.architecture` value.
     pub fn as_str(self) -> &'static str {
         match self {
             TinyArch::Llama => "llama",
             TinyArch::Qwen2 => "qwen2",
+            TinyArch::Qwen3 => "qwen3",
+            TinyArch::Gemma3 => "gemma3",
         }
     }
 }
@@ -66,6 +85,9 @@ pub struct TinyModelSpec {
     pub heads: usize,
     /// `{arch}.attention.head_count_kv`; must divide `heads`.
     pub kv_heads: usize,
+    /// `{arch}.attention.key_length` (and value length): the head size, when it is not
+    /// `embedding / heads` (Qwen3 and Gemma 3 allow that). Must be even.
+    pub head_dim: Option<usize>,
     /// `{arch}.context_length` (the engine caps `llama` at 4096, as candle does).
     pub context_length: usize,
     /// How the matrices are stored: `F32`, `F16`, `Q4_0`, `Q4_1`, `Q5_0`, `Q5_1`, `Q8_0` or a
@@ -98,11 +120,30 @@ impl Default for TinyModelSpec {
             layers: 2,
             heads: 4,
             kv_heads: 2,
+            head_dim: None,
             context_length: 4096,
             weight_type: GgmlDType::Q8_0,
             seed: 0x7e57_5eed,
         }
     }
+}
+
+/// The tiny models whose llama.cpp logits are committed in `tests/golden/logits/`, by file
+/// stem: every architecture in F32 (exact arithmetic) and Q8_0 (quantized matmul), with a head
+/// size other than embedding / heads where the architecture allows one.
+pub fn golden_specs() -> Vec<(String, TinyModelSpec)> {
+    let mut specs = Vec::new();
+    for arch in TinyArch::ALL {
+        for (weight_type, tag) in [(GgmlDType::F32, "f32"), (GgmlDType::Q8_0, "q8_0")] {
+            let mut spec = TinyModelSpec::new(arch);
+            spec.weight_type = weight_type;
+            if matches!(arch, TinyArch::Qwen3 | TinyArch::Gemma3) {
+                spec.head_dim = Some(32);
+            }
+            specs.push((format!("tiny-{}-{tag}", arch.as_str()), spec));
+        }
+    }
+    specs
 }
 
 /// Why a tiny model could not be written.
@@ -147,7 +188,7 @@ pub fn write_tiny_model(path: &Path, spec: &TinyModelSpec) -> Result<(), TinyMod
     };
     let file = File::create(path).map_err(io_err)?;
     let mut writer = BufWriter::new(file);
-    let md: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let md: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let ts: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
     gguf_file::write(&mut writer, &md, &ts).map_err(|source| TinyModelError::Gguf {
         path: path.to_path_buf(),
@@ -238,8 +279,9 @@ fn validate(spec: &TinyModelSpec) -> Result<(), TinyModelError> {
     if spec.heads == 0
         || spec.kv_heads == 0
         || !spec.heads.is_multiple_of(spec.kv_heads)
-        || !spec.embedding.is_multiple_of(spec.heads)
-        || !(spec.embedding / spec.heads).is_multiple_of(2)
+        || (spec.head_dim.is_none() && !spec.embedding.is_multiple_of(spec.heads))
+        || !head_dim(spec).is_multiple_of(2)
+        || head_dim(spec) == 0
         || spec.embedding < 2
     {
         return bad(format!(
@@ -275,6 +317,11 @@ fn validate(spec: &TinyModelSpec) -> Result<(), TinyModelError> {
         ));
     }
     Ok(())
+}
+
+/// The head size `spec` describes.
+fn head_dim(spec: &TinyModelSpec) -> usize {
+    spec.head_dim.unwrap_or(spec.embedding / spec.heads.max(1))
 }
 
 /// GPT-2's byte-to-character table: printable bytes stand for themselves, the others are
@@ -401,79 +448,45 @@ fn learn_merges(symbols: &[char], room: usize) -> (Vec<String>, Vec<String>) {
     (merges, merged)
 }
 
-fn build_metadata(spec: &TinyModelSpec, vocab: &Vocab) -> Vec<(&'static str, Value)> {
+fn build_metadata(spec: &TinyModelSpec, vocab: &Vocab) -> Vec<(String, Value)> {
     let u32v = |n: usize| Value::U32(u32::try_from(n).unwrap_or(u32::MAX));
     let strings =
         |items: &[String]| Value::Array(items.iter().cloned().map(Value::String).collect());
-    let head_dim = spec.embedding / spec.heads;
+    let arch = spec.architecture.as_str();
     let (pre, rms_eps, rope_base) = match spec.architecture {
         TinyArch::Llama => ("smollm", 1e-5f32, 10_000f32),
-        TinyArch::Qwen2 => ("qwen2", 1e-6f32, 1_000_000f32),
+        TinyArch::Qwen2 | TinyArch::Qwen3 | TinyArch::Gemma3 => ("qwen2", 1e-6f32, 1_000_000f32),
     };
-    let mut md: Vec<(&'static str, Value)> = vec![
-        (
-            "general.architecture",
-            Value::String(spec.architecture.as_str().into()),
-        ),
-        (
-            "general.name",
-            Value::String(format!("tiny-{}", spec.architecture.as_str())),
-        ),
+    let mut md: Vec<(String, Value)> = vec![
+        ("general.architecture".into(), Value::String(arch.into())),
+        ("general.name".into(), Value::String(format!("tiny-{arch}"))),
     ];
     if let Some(ft) = file_type(spec.weight_type) {
-        md.push(("general.file_type", Value::U32(ft)));
+        md.push(("general.file_type".into(), Value::U32(ft)));
     }
-    let arch_keys: [(&'static str, &'static str, Value); 9] = [
-        (
-            "llama.context_length",
-            "qwen2.context_length",
-            u32v(spec.context_length),
-        ),
-        (
-            "llama.embedding_length",
-            "qwen2.embedding_length",
-            u32v(spec.embedding),
-        ),
-        (
-            "llama.feed_forward_length",
-            "qwen2.feed_forward_length",
-            u32v(spec.feed_forward),
-        ),
-        ("llama.block_count", "qwen2.block_count", u32v(spec.layers)),
-        (
-            "llama.attention.head_count",
-            "qwen2.attention.head_count",
-            u32v(spec.heads),
-        ),
-        (
-            "llama.attention.head_count_kv",
-            "qwen2.attention.head_count_kv",
-            u32v(spec.kv_heads),
-        ),
-        (
-            "llama.attention.layer_norm_rms_epsilon",
-            "qwen2.attention.layer_norm_rms_epsilon",
-            Value::F32(rms_eps),
-        ),
-        (
-            "llama.rope.dimension_count",
-            "qwen2.rope.dimension_count",
-            u32v(head_dim),
-        ),
-        (
-            "llama.rope.freq_base",
-            "qwen2.rope.freq_base",
-            Value::F32(rope_base),
-        ),
+    let mut arch_keys: Vec<(&str, Value)> = vec![
+        ("context_length", u32v(spec.context_length)),
+        ("embedding_length", u32v(spec.embedding)),
+        ("feed_forward_length", u32v(spec.feed_forward)),
+        ("block_count", u32v(spec.layers)),
+        ("attention.head_count", u32v(spec.heads)),
+        ("attention.head_count_kv", u32v(spec.kv_heads)),
+        ("attention.layer_norm_rms_epsilon", Value::F32(rms_eps)),
+        ("rope.dimension_count", u32v(head_dim(spec))),
+        ("rope.freq_base", Value::F32(rope_base)),
     ];
-    for (llama, qwen2, value) in arch_keys {
-        let key = match spec.architecture {
-            TinyArch::Llama => llama,
-            TinyArch::Qwen2 => qwen2,
-        };
-        md.push((key, value));
+    if spec.head_dim.is_some() {
+        arch_keys.push(("attention.key_length", u32v(head_dim(spec))));
+        arch_keys.push(("attention.value_length", u32v(head_dim(spec))));
     }
-    md.extend([
+    if spec.architecture == TinyArch::Gemma3 {
+        arch_keys.push(("attention.sliding_window", u32v(GEMMA3_TINY_WINDOW)));
+        arch_keys.push(("attention.sliding_window_pattern", Value::U32(2)));
+    }
+    for (key, value) in arch_keys {
+        md.push((format!("{arch}.{key}"), value));
+    }
+    let tokenizer: [(&str, Value); 10] = [
         ("tokenizer.ggml.model", Value::String("gpt2".into())),
         ("tokenizer.ggml.pre", Value::String(pre.into())),
         ("tokenizer.ggml.tokens", strings(&vocab.tokens)),
@@ -490,7 +503,8 @@ fn build_metadata(spec: &TinyModelSpec, vocab: &Vocab) -> Vec<(&'static str, Val
             "tokenizer.chat_template",
             Value::String(CHAT_TEMPLATE.into()),
         ),
-    ]);
+    ];
+    md.extend(tokenizer.into_iter().map(|(k, v)| (k.to_string(), v)));
     md
 }
 
@@ -530,7 +544,10 @@ fn build_tensors(
     let d = spec.embedding;
     let f = spec.feed_forward;
     let v = vocab.tokens.len();
-    let kv = spec.kv_heads * (d / spec.heads);
+    let hd = head_dim(spec);
+    let q_width = spec.heads * hd;
+    let kv = spec.kv_heads * hd;
+    let arch = spec.architecture;
     let inv_sqrt = |n: usize| 1.0 / (n as f32).sqrt();
     let mut out = Vec::with_capacity(3 + spec.layers * 12);
 
@@ -557,8 +574,8 @@ fn build_tensors(
         out.push(vector(&name("attn_norm.weight"), vec![1.0; d])?);
         out.push(matrix(
             &name("attn_q.weight"),
-            rng.matrix(d, d, inv_sqrt(d)),
-            d,
+            rng.matrix(q_width, d, inv_sqrt(d)),
+            q_width,
             d,
             wt,
         )?);
@@ -576,15 +593,26 @@ fn build_tensors(
             d,
             wt,
         )?);
-        if spec.architecture == TinyArch::Qwen2 {
-            out.push(vector(&name("attn_q.bias"), rng.matrix(1, d, 0.1))?);
+        if arch == TinyArch::Qwen2 {
+            out.push(vector(&name("attn_q.bias"), rng.matrix(1, q_width, 0.1))?);
             out.push(vector(&name("attn_k.bias"), rng.matrix(1, kv, 0.1))?);
             out.push(vector(&name("attn_v.bias"), rng.matrix(1, kv, 0.1))?);
         }
+        if matches!(arch, TinyArch::Qwen3 | TinyArch::Gemma3) {
+            out.push(vector(&name("attn_q_norm.weight"), rng.around_one(hd))?);
+            out.push(vector(&name("attn_k_norm.weight"), rng.around_one(hd))?);
+        }
         // Output projections never write the bias channel, so it stays constant.
-        let mut wo = rng.matrix(d, d, inv_sqrt(d));
-        wo[BIAS_CHANNEL * d..(BIAS_CHANNEL + 1) * d].fill(0.0);
-        out.push(matrix(&name("attn_output.weight"), wo, d, d, wt)?);
+        let mut wo = rng.matrix(d, q_width, inv_sqrt(q_width));
+        wo[BIAS_CHANNEL * q_width..(BIAS_CHANNEL + 1) * q_width].fill(0.0);
+        out.push(matrix(&name("attn_output.weight"), wo, d, q_width, wt)?);
+        if arch == TinyArch::Gemma3 {
+            out.push(vector(
+                &name("post_attention_norm.weight"),
+                rng.around_one(d),
+            )?);
+            out.push(vector(&name("post_ffw_norm.weight"), rng.around_one(d))?);
+        }
         out.push(vector(&name("ffn_norm.weight"), vec![1.0; d])?);
         out.push(matrix(
             &name("ffn_gate.weight"),
@@ -660,6 +688,11 @@ impl XorShift {
         (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
     }
 
+    /// `n` norm weights, uniform in [0.8, 1.2).
+    fn around_one(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| 1.0 + 0.2 * self.uniform()).collect()
+    }
+
     /// `rows * cols` values, uniform with standard deviation `std`.
     fn matrix(&mut self, rows: usize, cols: usize, std: f32) -> Vec<f32> {
         let scale = std * 3f32.sqrt();
@@ -679,6 +712,7 @@ mod tests {
     fn cpu() -> LoadOptions {
         LoadOptions {
             device: DeviceChoice::Cpu,
+            context: None,
         }
     }
 
@@ -708,7 +742,7 @@ mod tests {
 
     #[test]
     fn both_architectures_load_chat_and_generate() {
-        for arch in [TinyArch::Llama, TinyArch::Qwen2] {
+        for arch in TinyArch::ALL {
             let spec = TinyModelSpec::new(arch);
             let (_dir, path, engine, secs) = write_and_load(&spec);
             let size = std::fs::metadata(&path).unwrap().len();
@@ -775,7 +809,7 @@ mod tests {
 
     #[test]
     fn control_tokens_never_win_and_sampling_varies() {
-        for arch in [TinyArch::Llama, TinyArch::Qwen2] {
+        for arch in TinyArch::ALL {
             let (_dir, _path, engine, _) = write_and_load(&TinyModelSpec::new(arch));
             let ids = engine
                 .encode_chat(&[ChatMessage::user("Write the results.")], true)
@@ -882,7 +916,7 @@ mod tests {
             (GgmlDType::Q4K, 256, 256),
             (GgmlDType::Q6K, 256, 256),
         ];
-        for arch in [TinyArch::Llama, TinyArch::Qwen2] {
+        for arch in TinyArch::ALL {
             for (weight_type, embedding, feed_forward) in cases {
                 let spec = TinyModelSpec {
                     architecture: arch,
