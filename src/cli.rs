@@ -60,6 +60,46 @@ pub enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Measure local models.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Engine speed on one model: prefill and decode tokens/s, time to first token, peak
+    /// memory (compare with llama.cpp: scripts/bench-vs-llamacpp.sh).
+    Speed(BenchSpeedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchSpeedArgs {
+    /// Model: a registry name, or a path to a .gguf file.
+    #[arg(long, value_name = "NAME_OR_PATH")]
+    pub model: Option<String>,
+    /// Device: cpu, cuda[:N], metal or auto.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+    /// Tokens in the prefill measurement (llama-bench -p).
+    #[arg(long, default_value_t = 512)]
+    pub prompt_tokens: usize,
+    /// Tokens in the decode measurement (llama-bench -n).
+    #[arg(long, default_value_t = 64)]
+    pub gen_tokens: usize,
+    /// Tokens already in the context before each measurement (llama-bench -d).
+    #[arg(long, default_value_t = 0)]
+    pub context: usize,
+    /// Repeat each measurement this many times and report the mean.
+    #[arg(long, default_value_t = 1)]
+    pub repetitions: usize,
+    /// Worker threads (default: RAYON_NUM_THREADS, else all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

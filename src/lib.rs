@@ -6,6 +6,7 @@
 //! digest (one paper's summary) → render (Markdown, JSON).
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod digest;

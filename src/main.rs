@@ -9,7 +9,9 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use paperdigest::app::{self, DigestRequest};
-use paperdigest::cli::{Cli, Command, DigestArgs, FetchArgs, ModelArgs, ModelsCommand};
+use paperdigest::cli::{
+    BenchCommand, BenchSpeedArgs, Cli, Command, DigestArgs, FetchArgs, ModelArgs, ModelsCommand,
+};
 use paperdigest::config::{FileConfig, FlagOverrides, Settings};
 use paperdigest::progress::Display;
 
@@ -91,6 +93,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench { command } => match command {
+            BenchCommand::Speed(args) => bench_speed(&cli, args, &display),
+        },
         Command::Models { command } => {
             let settings = settings(&cli, FlagOverrides::default())?;
             let (registry, store) = app::model_catalog(&settings)?;
@@ -190,4 +195,79 @@ fn fetch(cli: &Cli, args: &FetchArgs, display: &Display) -> anyhow::Result<ExitC
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn bench_speed(cli: &Cli, args: &BenchSpeedArgs, display: &Display) -> anyhow::Result<ExitCode> {
+    if let Some(threads) = args.threads {
+        anyhow::ensure!(threads > 0, "--threads must be at least 1");
+        // SAFETY: set before any worker pool exists, while this process has only this thread;
+        // candle and rayon read the variable when they first start their pools.
+        unsafe {
+            std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+            std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+        }
+    }
+    let flags = FlagOverrides {
+        model: args.model.clone(),
+        device: args.device.clone(),
+        ..FlagOverrides::default()
+    };
+    let settings = settings(cli, flags)?;
+    let resolved = app::resolve_model(&settings, display)?;
+    let device: paperdigest::llm::DeviceChoice = settings
+        .device
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    let opts = paperdigest::bench::SpeedOptions {
+        prompt_tokens: args.prompt_tokens,
+        gen_tokens: args.gen_tokens,
+        context: args.context,
+        repetitions: args.repetitions,
+    };
+    let needed = args.context + args.prompt_tokens.max(args.gen_tokens);
+    let started = std::time::Instant::now();
+    let spinner = display.spinner(format!("loading {}", resolved.path.display()));
+    let engine = paperdigest::llm::Engine::load(
+        &resolved.path,
+        &paperdigest::llm::LoadOptions {
+            device,
+            context: Some(needed.max(1)),
+        },
+    )
+    .with_context(|| format!("loading {}", resolved.path.display()))?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    spinner.set_message("measuring prefill and decode".to_string());
+    let report = paperdigest::bench::measure_speed(&engine, &opts, load_seconds)?;
+    spinner.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} ({}, {}, {:.0} MB) on {}, {} threads",
+            report.model,
+            report.architecture,
+            report.quantization.as_deref().unwrap_or("?"),
+            report.file_size_mb,
+            report.device,
+            report.threads
+        );
+        println!("load            {:>9.2} s", report.load_seconds);
+        println!(
+            "prefill {:>5}   {:>9.1} tok/s  (context {})",
+            report.prompt_tokens, report.prefill_tok_s, report.context
+        );
+        println!(
+            "decode  {:>5}   {:>9.1} tok/s  (context {})",
+            report.gen_tokens, report.decode_tok_s, report.context
+        );
+        println!("time to first   {:>9.0} ms", report.ttft_ms);
+        match report.peak_rss_mb {
+            Some(mb) => println!(
+                "peak RSS        {:>9.0} MB  (KV cache {:.0} MB)",
+                mb, report.kv_cache_mb
+            ),
+            None => println!("peak RSS        unknown on this platform"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -101,6 +101,11 @@ impl Engine {
         self.model.max_context()
     }
 
+    /// Bytes of the attention cache each session allocates (and each fork copies into).
+    pub fn kv_cache_bytes(&self) -> usize {
+        self.model.kv_cache_bytes()
+    }
+
     /// Renders and tokenizes a conversation with this model's template, injection-safe
     /// (see [`encode_chat`]).
     pub fn encode_chat(

@@ -93,6 +93,11 @@ impl Model {
         self.decoder.context()
     }
 
+    /// Bytes of one session's attention cache.
+    pub(crate) fn kv_cache_bytes(&self) -> usize {
+        self.decoder.kv_cache_bytes()
+    }
+
     /// A fresh, empty attention cache.
     pub(crate) fn new_state(&self) -> Result<ModelState, LlmError> {
         Ok(ModelState {

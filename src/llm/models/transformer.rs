@@ -354,6 +354,12 @@ impl Decoder {
         self.context
     }
 
+    /// Bytes of one session's attention cache (keys and values, f32, every layer).
+    pub(crate) fn kv_cache_bytes(&self) -> usize {
+        let h = &self.hyper;
+        2 * h.layers * h.kv_heads * h.head_dim * self.context * std::mem::size_of::<f32>()
+    }
+
     /// A fresh session cache of [`Decoder::context`] positions.
     pub(crate) fn new_cache(self: &Arc<Self>) -> Result<KvCache, LlmError> {
         KvCache::new(self)
