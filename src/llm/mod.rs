@@ -10,6 +10,7 @@ pub mod device;
 pub mod error;
 pub mod generate;
 pub mod gguf;
+pub(crate) mod kernels;
 pub mod models;
 pub mod registry;
 pub mod sampler;

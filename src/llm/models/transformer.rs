@@ -12,9 +12,11 @@ use std::fs::File;
 use std::io::BufReader;
 use std::sync::Arc;
 
+use candle_core::quantized::QTensor;
 use candle_core::quantized::gguf_file::Content;
-use candle_core::quantized::{QMatMul, QTensor};
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Tensor};
+
+use crate::llm::kernels::Linear;
 
 use crate::llm::error::LlmError;
 use crate::llm::gguf::GgufFile;
@@ -208,20 +210,20 @@ fn vocab_size(gguf: &GgufFile) -> Result<usize, LlmError> {
 /// Weights of one transformer block.
 struct Block {
     attn_norm: Tensor,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
     bq: Option<Tensor>,
     bk: Option<Tensor>,
     bv: Option<Tensor>,
     q_norm: Option<Tensor>,
     k_norm: Option<Tensor>,
-    wo: QMatMul,
+    wo: Linear,
     post_attn_norm: Option<Tensor>,
     ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
     post_ffn_norm: Option<Tensor>,
     /// Local attention window of this layer, if it is a sliding-window layer.
     window: Option<usize>,
@@ -236,7 +238,7 @@ pub(crate) struct Decoder {
     embeddings: Arc<QTensor>,
     blocks: Vec<Block>,
     output_norm: Tensor,
-    output: QMatMul,
+    output: Linear,
     /// Per-frequency divisors from `rope_freqs.weight` (Llama 3 long-context RoPE).
     rope_factors: Option<Vec<f32>>,
     /// The context a session may hold (its cache is allocated to this size).
@@ -273,7 +275,7 @@ impl Decoder {
         let output = if content.tensor_infos.contains_key("output.weight") {
             loader.matmul("output.weight")?
         } else {
-            QMatMul::from_arc(Arc::clone(&embeddings))
+            Linear::new(Arc::clone(&embeddings))
                 .map_err(|e| loader.failed("token_embd.weight", e))?
         };
         let output_norm = loader.dense("output_norm.weight")?;
@@ -411,7 +413,7 @@ impl Decoder {
     ) -> candle_core::Result<Tensor> {
         let hyper = &self.hyper;
         let hd = hyper.head_dim;
-        let project = |w: &QMatMul, b: &Option<Tensor>| -> candle_core::Result<Tensor> {
+        let project = |w: &Linear, b: &Option<Tensor>| -> candle_core::Result<Tensor> {
             let y = w.forward(h)?;
             match b {
                 Some(b) => y.broadcast_add(b),
@@ -728,9 +730,9 @@ impl Loader<'_> {
             .map_err(|e| self.failed(name, e))
     }
 
-    fn matmul(&mut self, name: &str) -> Result<QMatMul, LlmError> {
+    fn matmul(&mut self, name: &str) -> Result<Linear, LlmError> {
         let t = self.qtensor(name)?;
-        QMatMul::from_qtensor(t).map_err(|e| self.failed(name, e))
+        Linear::new(Arc::new(t)).map_err(|e| self.failed(name, e))
     }
 
     /// A small tensor (norm weight, bias) as dense f32.
