@@ -17,3 +17,4 @@ pub mod progress;
 pub mod render;
 pub mod sources;
 pub mod store;
+pub mod tools;
