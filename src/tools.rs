@@ -30,7 +30,7 @@ pub enum ToolError {
         source: std::string::FromUtf8Error,
     },
     /// The model file could not be read or used.
-    #[error("model {path}: {source}")]
+    #[error("{}", name_once(path, source))]
     Model {
         path: PathBuf,
         #[source]
@@ -47,6 +47,17 @@ pub enum ToolError {
          (the model's context length, capped by --max-context)"
     )]
     PromptTooLong { tokens: usize, limit: usize },
+}
+
+/// The model error, prefixed with the file unless the error already names it.
+fn name_once(path: &Path, source: &LlmError) -> String {
+    let text = source.to_string();
+    let shown = path.display().to_string();
+    if text.contains(&shown) {
+        text
+    } else {
+        format!("model {shown}: {text}")
+    }
 }
 
 /// The text of `--text`/`--prompt`, else the content of the file.
