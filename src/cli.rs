@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::paper::Lang;
 use crate::render::Format;
@@ -60,6 +60,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+    /// Print the token ids of a text as a JSON array, as the model's tokenizer splits it
+    /// (plain text: special-token strings stay text; no BOS).
+    Tokenize(TokenizeArgs),
+    /// Continue a prompt with the model and print only the continuation.
+    Generate(GenerateArgs),
     /// Measure local models.
     Bench {
         #[command(subcommand)]
@@ -172,6 +177,45 @@ pub struct ExtractArgs {
     /// The PDF file.
     pub file: PathBuf,
     /// Print the structure (title, authors, abstract, sections, ...) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("input").required(true).args(["text", "file"])))]
+pub struct TokenizeArgs {
+    /// A registry name (see `paperdigest models list`) or a path to a .gguf file.
+    #[arg(short, long, value_name = "NAME|PATH")]
+    pub model: Option<String>,
+    /// The text to tokenize.
+    #[arg(long, value_name = "TEXT")]
+    pub text: Option<String>,
+    /// A UTF-8 file whose whole content is tokenized, byte for byte.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("input").required(true).args(["prompt", "prompt_file"])))]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The prompt: a user message in the model's chat template, or with --raw the text to
+    /// continue.
+    #[arg(short, long, value_name = "TEXT")]
+    pub prompt: Option<String>,
+    /// A UTF-8 file holding the prompt.
+    #[arg(long, value_name = "FILE")]
+    pub prompt_file: Option<PathBuf>,
+    /// No chat template: continue the text itself, as llama.cpp's `llama-completion` does
+    /// (BOS first when the model asks for it; special-token strings become their tokens).
+    #[arg(long)]
+    pub raw: bool,
+    /// Never stop at an end-of-generation token: those tokens are banned, so exactly
+    /// --max-tokens tokens are written (llama.cpp's --ignore-eos).
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Print a JSON object (text, token ids, prompt size, why it stopped) instead of the text.
     #[arg(long)]
     pub json: bool,
 }

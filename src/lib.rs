@@ -18,3 +18,4 @@ pub mod progress;
 pub mod render;
 pub mod sources;
 pub mod store;
+pub mod tools;

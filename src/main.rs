@@ -2,6 +2,7 @@
 //! and maps results to output and exit codes (0 ok, 1 error, 2 bad command line,
 //! 3 done but some papers failed).
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -10,10 +11,13 @@ use tracing_subscriber::EnvFilter;
 
 use paperdigest::app::{self, DigestRequest};
 use paperdigest::cli::{
-    BenchCommand, BenchSpeedArgs, Cli, Command, DigestArgs, FetchArgs, ModelArgs, ModelsCommand,
+    BenchCommand, BenchSpeedArgs, Cli, Command, DigestArgs, FetchArgs, GenerateArgs, ModelArgs,
+    ModelsCommand, TokenizeArgs,
 };
 use paperdigest::config::{FileConfig, FlagOverrides, Settings};
+use paperdigest::llm::{DeviceChoice, Engine, LoadOptions, SamplingParams};
 use paperdigest::progress::Display;
+use paperdigest::tools;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -133,7 +137,80 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Tokenize(args) => tokenize(&cli, args, &display),
+        Command::Generate(args) => generate(&cli, args, &display),
     }
+}
+
+fn tokenize(cli: &Cli, args: &TokenizeArgs, display: &Display) -> anyhow::Result<ExitCode> {
+    let text = tools::read_input(args.text.as_deref(), args.file.as_deref())?;
+    let flags = FlagOverrides {
+        model: args.model.clone(),
+        ..FlagOverrides::default()
+    };
+    let settings = settings(cli, flags)?;
+    let resolved = app::resolve_model(&settings, display)?;
+    let tokenizer = tools::load_tokenizer(&resolved.path)?;
+    let ids = tokenizer
+        .encode(&text)
+        .with_context(|| format!("tokenizing with {}", resolved.path.display()))?;
+    println!("{}", tools::format_ids(&ids));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn generate(cli: &Cli, args: &GenerateArgs, display: &Display) -> anyhow::Result<ExitCode> {
+    let prompt = tools::read_input(args.prompt.as_deref(), args.prompt_file.as_deref())?;
+    // The digest's limits on --max-tokens and --max-context do not apply to a single
+    // generation: those two come straight from the flags.
+    let mut flags = model_flags(&args.model);
+    flags.max_tokens = None;
+    flags.max_context = None;
+    let settings = settings(cli, flags)?;
+    let resolved = app::resolve_model(&settings, display)?;
+    let device: DeviceChoice = settings.device.parse()?;
+    let spinner = display.spinner(format!("loading {}", resolved.path.display()));
+    let load = LoadOptions {
+        device,
+        // Unset: the trained length; cache pages are only touched as positions fill.
+        context: args.model.max_context,
+    };
+    let engine = Engine::load(&resolved.path, &load)
+        .with_context(|| format!("cannot load model {}", resolved.path.display()))?;
+    spinner.finish_and_clear();
+    let request = tools::GenerateRequest {
+        prompt,
+        raw: args.raw,
+        ignore_eos: args.ignore_eos,
+        max_tokens: args.model.max_tokens.unwrap_or(settings.max_tokens),
+        sampling: SamplingParams {
+            temperature: settings.temperature,
+            top_p: settings.top_p,
+            seed: settings.seed,
+        },
+        max_context: args.model.max_context.unwrap_or(settings.max_context),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let json = args.json;
+    let outcome = tools::generate_text(&engine, &resolved.path, &request, &mut |text| {
+        if !json {
+            // A closed pipe is not worth failing the generation for; the text is also
+            // returned whole below.
+            let _ = stdout.write_all(text.as_bytes());
+            let _ = stdout.flush();
+        }
+    })?;
+    if json {
+        writeln!(stdout, "{}", tools::outcome_json(&outcome))?;
+    } else {
+        writeln!(stdout)?;
+    }
+    tracing::info!(
+        prompt_tokens = outcome.prompt_tokens.len(),
+        tokens = outcome.generation.tokens.len(),
+        decode_tok_per_s = outcome.generation.decode_tokens_per_sec(),
+        "generated"
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn digest(cli: &Cli, args: &DigestArgs, display: &Display) -> anyhow::Result<ExitCode> {

@@ -1,7 +1,9 @@
 //! Chat templates: the Jinja template a GGUF carries in `tokenizer.chat_template`, rendered
 //! with minijinja the way Hugging Face's `apply_chat_template` does (trim_blocks,
 //! lstrip_blocks, Python string methods, `tojson` without HTML escaping, `raise_exception`,
-//! `strftime_now`, `bos_token`/`eos_token`), with a ChatML fallback for files without one.
+//! `strftime_now`, `bos_token`/`eos_token`). A file without a template gets a built-in one
+//! chosen by its architecture and vocabulary: ChatML (qwen2, qwen3, SmolLM-style llama), Llama 3
+//! (llama files with `<|start_header_id|>`) or Gemma (gemma, gemma2, gemma3).
 //!
 //! [`encode_chat`] is the injection-safe way to turn messages into tokens: the template is
 //! rendered with each message's content replaced by a unique sentinel, the scaffold around the
@@ -46,11 +48,35 @@ impl ChatMessage {
     }
 }
 
-/// The ChatML template used when a GGUF carries none.
-pub const CHATML_TEMPLATE: &str = "{%- for message in messages %}\
-{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}\
-{%- endfor %}\
-{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
+/// The ChatML template, built in for GGUFs without a template of their own.
+pub const CHATML_TEMPLATE: &str = include_str!("templates/chatml.jinja");
+/// The Llama 3 template, built in for `llama` GGUFs with Llama 3 header tokens.
+pub const LLAMA3_TEMPLATE: &str = include_str!("templates/llama3.jinja");
+/// The Gemma template, built in for `gemma`, `gemma2` and `gemma3` GGUFs.
+pub const GEMMA_TEMPLATE: &str = include_str!("templates/gemma.jinja");
+
+/// The built-in templates, by name.
+pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
+    ("chatml", CHATML_TEMPLATE),
+    ("llama3", LLAMA3_TEMPLATE),
+    ("gemma", GEMMA_TEMPLATE),
+];
+
+/// The name of the built-in template for a file of `architecture` whose vocabulary has the
+/// tokens `has_token` accepts: the architecture decides where it names one family, else the
+/// turn tokens the vocabulary carries, else ChatML.
+pub fn builtin_template_name(architecture: &str, has_token: &dyn Fn(&str) -> bool) -> &'static str {
+    let llama3 = has_token("<|start_header_id|>") && has_token("<|eot_id|>");
+    let gemma = has_token("<start_of_turn>") && has_token("<end_of_turn>");
+    match architecture {
+        "qwen2" | "qwen3" | "qwen2moe" | "qwen3moe" => "chatml",
+        "gemma" | "gemma2" | "gemma3" => "gemma",
+        _ if has_token("<|im_start|>") && has_token("<|im_end|>") => "chatml",
+        _ if llama3 => "llama3",
+        _ if gemma => "gemma",
+        _ => "chatml",
+    }
+}
 
 const TEMPLATE_NAME: &str = "chat";
 
@@ -60,13 +86,14 @@ pub struct ChatTemplate {
     source: String,
     bos_token: String,
     eos_token: String,
-    is_fallback: bool,
+    /// The built-in template's name, when this is one.
+    builtin: Option<&'static str>,
 }
 
 impl std::fmt::Debug for ChatTemplate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChatTemplate")
-            .field("is_fallback", &self.is_fallback)
+            .field("builtin", &self.builtin)
             .field("bos_token", &self.bos_token)
             .field("eos_token", &self.eos_token)
             .field("source_len", &self.source.len())
@@ -97,19 +124,32 @@ impl ChatTemplate {
             source: source.to_string(),
             bos_token: bos_token.into(),
             eos_token: eos_token.into(),
-            is_fallback: false,
+            builtin: None,
         })
+    }
+
+    /// A built-in template by name (see [`BUILTIN_TEMPLATES`]); `None` for an unknown name.
+    pub fn builtin(
+        name: &str,
+        bos_token: impl Into<String>,
+        eos_token: impl Into<String>,
+    ) -> Option<ChatTemplate> {
+        let (name, source) = BUILTIN_TEMPLATES.iter().find(|(n, _)| *n == name)?;
+        match ChatTemplate::new(source, bos_token, eos_token) {
+            Ok(mut t) => {
+                t.builtin = Some(name);
+                Some(t)
+            }
+            // The built-in templates are constants that the tests compile.
+            Err(e) => unreachable!("built-in template {name} does not compile: {e}"),
+        }
     }
 
     /// The built-in ChatML template.
     pub fn chatml(bos_token: impl Into<String>, eos_token: impl Into<String>) -> ChatTemplate {
-        match ChatTemplate::new(CHATML_TEMPLATE, bos_token, eos_token) {
-            Ok(mut t) => {
-                t.is_fallback = true;
-                t
-            }
-            // The built-in template is a constant that the tests compile.
-            Err(e) => unreachable!("built-in ChatML template does not compile: {e}"),
+        match ChatTemplate::builtin("chatml", bos_token, eos_token) {
+            Some(t) => t,
+            None => unreachable!("chatml is in BUILTIN_TEMPLATES"),
         }
     }
 
@@ -130,20 +170,36 @@ impl ChatTemplate {
                 other => other,
             }),
             None => {
-                if tokenizer.token_id("<|im_start|>").is_none() {
+                let has_token = |text: &str| tokenizer.token_id(text).is_some();
+                let name = builtin_template_name(gguf.architecture(), &has_token);
+                let turn_token = match name {
+                    "llama3" => "<|start_header_id|>",
+                    "gemma" => "<start_of_turn>",
+                    _ => "<|im_start|>",
+                };
+                if !has_token(turn_token) {
                     tracing::warn!(
                         path = %gguf.path().display(),
-                        "no chat template and no <|im_start|> token: ChatML prompts will be plain text to this model"
+                        template = name,
+                        "no chat template and no {turn_token} token: the built-in template's turns will be plain text to this model"
                     );
+                } else {
+                    tracing::debug!(path = %gguf.path().display(), template = name, "no chat template in the file; using a built-in one");
                 }
-                Ok(ChatTemplate::chatml(bos, eos))
+                ChatTemplate::builtin(name, bos, eos)
+                    .ok_or_else(|| LlmError::Template(format!("no built-in template named {name}")))
             }
         }
     }
 
-    /// Whether this is the built-in ChatML fallback.
+    /// Whether this is a built-in template (the file had none).
     pub fn is_fallback(&self) -> bool {
-        self.is_fallback
+        self.builtin.is_some()
+    }
+
+    /// The built-in template's name (`chatml`, `llama3`, `gemma`), when this is one.
+    pub fn builtin_name(&self) -> Option<&'static str> {
+        self.builtin
     }
 
     /// The template text.
@@ -253,7 +309,8 @@ fn strftime_now(format: String) -> Result<String, JinjaError> {
 }
 
 /// Python's `json.dumps(value, ensure_ascii=False, indent=indent)`, as Hugging Face's
-/// `tojson` filter calls it: `", "` and `": "` separators, no HTML escaping.
+/// `tojson` filter calls it: `", "` and `": "` separators (`","` between items when indenting),
+/// keys in the order the template holds them, no HTML escaping.
 fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, JinjaError> {
     let indent: Option<usize> = kwargs.get("indent")?;
     // Accepted for compatibility; keys are emitted in the order minijinja holds them.
@@ -261,15 +318,18 @@ fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, JinjaError> {
     let _: Option<Value> = kwargs.get("ensure_ascii")?;
     let _: Option<Value> = kwargs.get("separators")?;
     kwargs.assert_all_used()?;
-    let json = serde_json::to_value(&value)
-        .map_err(|e| JinjaError::new(ErrorKind::InvalidOperation, format!("tojson: {e}")))?;
     let mut out = String::new();
-    write_py_json(&json, indent, 0, &mut out);
+    write_py_json(&value, indent, 0, &mut out)?;
     Ok(Value::from_safe_string(out))
 }
 
-fn write_py_json(v: &serde_json::Value, indent: Option<usize>, depth: usize, out: &mut String) {
-    use serde_json::Value as J;
+fn write_py_json(
+    v: &Value,
+    indent: Option<usize>,
+    depth: usize,
+    out: &mut String,
+) -> Result<(), JinjaError> {
+    use minijinja::value::ValueKind;
     let newline = |out: &mut String, depth: usize| {
         if let Some(n) = indent {
             out.push('\n');
@@ -277,35 +337,73 @@ fn write_py_json(v: &serde_json::Value, indent: Option<usize>, depth: usize, out
         }
     };
     let item_sep = if indent.is_some() { "," } else { ", " };
-    match v {
-        J::Array(items) if !items.is_empty() => {
+    let json_err =
+        |e: serde_json::Error| JinjaError::new(ErrorKind::InvalidOperation, format!("tojson: {e}"));
+    match v.kind() {
+        ValueKind::Undefined | ValueKind::None => out.push_str("null"),
+        ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
+        ValueKind::Number => {
+            if let Some(i) = v.as_i64() {
+                out.push_str(&i.to_string());
+            } else {
+                // Floats (and integers beyond i64): serde's rendering, which is Python's for
+                // the values templates meet.
+                let json = serde_json::to_value(v).map_err(json_err)?;
+                out.push_str(&json.to_string());
+            }
+        }
+        ValueKind::String => {
+            let text = v.as_str().unwrap_or_default();
+            out.push_str(&serde_json::to_string(text).map_err(json_err)?);
+        }
+        ValueKind::Map => {
+            let keys: Vec<Value> = v.try_iter()?.collect();
+            if keys.is_empty() {
+                out.push_str("{}");
+                return Ok(());
+            }
+            out.push('{');
+            for (i, key) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(item_sep);
+                }
+                newline(out, depth + 1);
+                let name = match key.as_str() {
+                    Some(s) => s.to_string(),
+                    None => key.to_string(),
+                };
+                out.push_str(&serde_json::to_string(&name).map_err(json_err)?);
+                out.push_str(": ");
+                write_py_json(&v.get_item(key)?, indent, depth + 1, out)?;
+            }
+            newline(out, depth);
+            out.push('}');
+        }
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items: Vec<Value> = v.try_iter()?.collect();
+            if items.is_empty() {
+                out.push_str("[]");
+                return Ok(());
+            }
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push_str(item_sep);
                 }
                 newline(out, depth + 1);
-                write_py_json(item, indent, depth + 1, out);
+                write_py_json(item, indent, depth + 1, out)?;
             }
             newline(out, depth);
             out.push(']');
         }
-        J::Object(map) if !map.is_empty() => {
-            out.push('{');
-            for (i, (k, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(item_sep);
-                }
-                newline(out, depth + 1);
-                out.push_str(&serde_json::Value::String(k.clone()).to_string());
-                out.push_str(": ");
-                write_py_json(item, indent, depth + 1, out);
-            }
-            newline(out, depth);
-            out.push('}');
+        _ => {
+            return Err(JinjaError::new(
+                ErrorKind::InvalidOperation,
+                format!("tojson: cannot serialize a value of kind {}", v.kind()),
+            ));
         }
-        other => out.push_str(&other.to_string()),
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -385,6 +483,108 @@ mod tests {
             ChatTemplate::new("{% for %}", "", ""),
             Err(LlmError::Template(_))
         ));
+    }
+
+    #[test]
+    fn built_in_template_per_architecture() {
+        let none = |_: &str| false;
+        let vocab = |tokens: &'static [&'static str]| move |t: &str| tokens.contains(&t);
+        let chatml = vocab(&["<|im_start|>", "<|im_end|>"]);
+        let llama3 = vocab(&["<|start_header_id|>", "<|eot_id|>"]);
+        let gemma = vocab(&["<start_of_turn>", "<end_of_turn>"]);
+        assert_eq!(builtin_template_name("qwen2", &none), "chatml");
+        assert_eq!(builtin_template_name("qwen3", &llama3), "chatml");
+        assert_eq!(builtin_template_name("gemma3", &none), "gemma");
+        assert_eq!(builtin_template_name("gemma2", &chatml), "gemma");
+        assert_eq!(builtin_template_name("llama", &chatml), "chatml");
+        assert_eq!(builtin_template_name("llama", &llama3), "llama3");
+        assert_eq!(builtin_template_name("llama", &gemma), "gemma");
+        assert_eq!(builtin_template_name("llama", &none), "chatml");
+        assert_eq!(builtin_template_name("mystery", &llama3), "llama3");
+        for (name, _) in BUILTIN_TEMPLATES {
+            let t = ChatTemplate::builtin(name, "<s>", "</s>").unwrap();
+            assert_eq!(t.builtin_name(), Some(*name));
+            assert!(t.is_fallback());
+        }
+        assert!(ChatTemplate::builtin("nope", "", "").is_none());
+    }
+
+    #[test]
+    fn gguf_without_template_gets_its_architecture_template() {
+        use crate::llm::gguf::tests::write_tiny_gguf;
+        use candle_core::quantized::gguf_file::Value;
+        let dir = tempfile::tempdir().unwrap();
+        let strings = |items: &[&str]| {
+            Value::Array(items.iter().map(|s| Value::String(s.to_string())).collect())
+        };
+        let cases: [(&str, &[&str], &str, &str); 3] = [
+            (
+                "gemma3",
+                &[
+                    "<pad>",
+                    "<eos>",
+                    "<bos>",
+                    "<start_of_turn>",
+                    "<end_of_turn>",
+                    "a",
+                ],
+                "gemma",
+                "<bos><start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n",
+            ),
+            (
+                "llama",
+                &[
+                    "<|begin_of_text|>",
+                    "<|end_of_text|>",
+                    "<|start_header_id|>",
+                    "<|end_header_id|>",
+                    "<|eot_id|>",
+                    "a",
+                ],
+                "llama3",
+                "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+            ),
+            (
+                "qwen3",
+                &["<|endoftext|>", "<|im_start|>", "<|im_end|>", "a"],
+                "chatml",
+                "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
+            ),
+        ];
+        for (arch, tokens, expected_name, expected_text) in cases {
+            let path = dir.path().join(format!("{arch}.gguf"));
+            let n = tokens.len();
+            write_tiny_gguf(
+                &path,
+                &[
+                    ("general.architecture", Value::String(arch.into())),
+                    ("tokenizer.ggml.model", Value::String("llama".into())),
+                    ("tokenizer.ggml.tokens", strings(tokens)),
+                    (
+                        "tokenizer.ggml.scores",
+                        Value::Array(vec![Value::F32(0.0); n]),
+                    ),
+                    (
+                        "tokenizer.ggml.token_type",
+                        Value::Array(vec![Value::I32(3); n]),
+                    ),
+                    (
+                        "tokenizer.ggml.bos_token_id",
+                        Value::U32(if arch == "gemma3" { 2 } else { 0 }),
+                    ),
+                    ("tokenizer.ggml.eos_token_id", Value::U32(1)),
+                ],
+            );
+            let g = GgufFile::open(&path).unwrap();
+            let tok = GgufTokenizer::from_gguf(&g).unwrap();
+            let t = ChatTemplate::from_gguf(&g, &tok).unwrap();
+            assert_eq!(t.builtin_name(), Some(expected_name), "{arch}");
+            assert_eq!(
+                t.render(&[ChatMessage::user("hi")], true).unwrap(),
+                expected_text,
+                "{arch}"
+            );
+        }
     }
 
     #[test]

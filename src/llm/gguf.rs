@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
@@ -55,8 +55,16 @@ impl GgufFile {
         let file = File::open(path).map_err(io_err)?;
         let file_size = file.metadata().map_err(io_err)?.len();
         let mut reader = BufReader::new(file);
-        // candle's header reader is bounds-checked, but an alignment of 0 divides by zero in it;
-        // a damaged file must never take the process down, so any panic becomes an error.
+        // candle's header reader is bounds-checked, but an alignment of 0 divides by zero in it:
+        // look for that first, so that the user sees an error rather than a panic message.
+        if skim_alignment(&mut reader, file_size) == Some(0) {
+            return Err(LlmError::InvalidGguf {
+                path: path.to_path_buf(),
+                reason: "general.alignment is 0; it must be a power of two".into(),
+            });
+        }
+        reader.rewind().map_err(io_err)?;
+        // A damaged file must never take the process down, so any panic becomes an error.
         let parsed = catch_unwind(AssertUnwindSafe(|| Content::read(&mut reader)));
         let content = match parsed {
             Ok(Ok(content)) => content,
@@ -67,9 +75,16 @@ impl GgufFile {
                 });
             }
             Err(payload) => {
+                let message = panic_message(&*payload);
+                // The one panic known in candle 0.11's reader: a zero alignment divides by zero.
+                let hint = if message.contains("divide by zero") {
+                    " (is general.alignment 0? it must be a power of two)"
+                } else {
+                    ""
+                };
                 return Err(LlmError::InvalidGguf {
                     path: path.to_path_buf(),
-                    reason: format!("header parser failed: {}", panic_message(&*payload)),
+                    reason: format!("header parser failed: {message}{hint}"),
                 });
             }
         };
@@ -326,6 +341,113 @@ fn value_as_i128(v: &Value) -> Option<i128> {
     })
 }
 
+/// The integer value of `general.alignment`, found by skipping through the metadata without
+/// keeping anything; `None` when absent or when the header cannot be read this far (candle's
+/// reader then reports the damage).
+fn skim_alignment<R: Read + Seek>(reader: &mut R, file_size: u64) -> Option<u64> {
+    fn u32_of<R: Read>(r: &mut R) -> Option<u32> {
+        let mut b = [0u8; 4];
+        r.read_exact(&mut b).ok()?;
+        Some(u32::from_le_bytes(b))
+    }
+    fn u64_of<R: Read>(r: &mut R) -> Option<u64> {
+        let mut b = [0u8; 8];
+        r.read_exact(&mut b).ok()?;
+        Some(u64::from_le_bytes(b))
+    }
+    /// Fixed size of a scalar value type, per the GGUF specification.
+    fn scalar_size(t: u32) -> Option<u64> {
+        Some(match t {
+            0 | 1 | 7 => 1,
+            2 | 3 => 2,
+            4..=6 => 4,
+            10..=12 => 8,
+            _ => return None,
+        })
+    }
+    fn skip<R: Read + Seek>(r: &mut R, t: u32, long: bool, depth: u32) -> Option<()> {
+        let len = |r: &mut R| {
+            if long {
+                u64_of(r)
+            } else {
+                u32_of(r).map(u64::from)
+            }
+        };
+        if let Some(n) = scalar_size(t) {
+            r.seek(SeekFrom::Current(i64::try_from(n).ok()?)).ok()?;
+        } else if t == 8 {
+            let n = len(r)?;
+            r.seek(SeekFrom::Current(i64::try_from(n).ok()?)).ok()?;
+        } else if t == 9 && depth < 8 {
+            let item = u32_of(r)?;
+            let n = len(r)?;
+            match scalar_size(item) {
+                Some(size) => {
+                    let bytes = n.checked_mul(size)?;
+                    r.seek(SeekFrom::Current(i64::try_from(bytes).ok()?)).ok()?;
+                }
+                None => {
+                    for _ in 0..n {
+                        skip(r, item, long, depth + 1)?;
+                    }
+                }
+            }
+        } else {
+            return None;
+        }
+        Some(())
+    }
+    let mut magic = [0u8; 4];
+    reader.read_exact(&mut magic).ok()?;
+    if &magic != b"GGUF" {
+        return None;
+    }
+    let long = match u32_of(reader)? {
+        1 => false,
+        2 | 3 => true,
+        _ => return None,
+    };
+    let len = |r: &mut R| {
+        if long {
+            u64_of(r)
+        } else {
+            u32_of(r).map(u64::from)
+        }
+    };
+    let _tensors = len(reader)?;
+    let kvs = len(reader)?;
+    for _ in 0..kvs {
+        let key_len = len(reader)?;
+        if key_len > 65_536 || reader.stream_position().ok()? > file_size {
+            return None;
+        }
+        let mut key = vec![0u8; key_len as usize];
+        reader.read_exact(&mut key).ok()?;
+        let t = u32_of(reader)?;
+        if key == b"general.alignment" {
+            return match t {
+                0 | 7 => {
+                    let mut b = [0u8; 1];
+                    reader.read_exact(&mut b).ok().map(|_| u64::from(b[0]))
+                }
+                1 => None,
+                2 | 3 => {
+                    let mut b = [0u8; 2];
+                    reader
+                        .read_exact(&mut b)
+                        .ok()
+                        .map(|_| u64::from(u16::from_le_bytes(b)))
+                }
+                4 | 5 => u32_of(reader).map(u64::from),
+                10 | 11 => u64_of(reader),
+                _ => None,
+            };
+        }
+        skip(reader, t, long, 0)?;
+    }
+    None
+}
+
 /// Rewords candle's header errors where the raw text would mislead a user.
 fn describe_read_error(raw: &str) -> String {
     if raw.contains("unknown magic") {
@@ -339,48 +461,80 @@ fn describe_read_error(raw: &str) -> String {
     }
 }
 
+/// Checks what candle's header reader leaves to the caller: a sane `general.alignment`, and
+/// every tensor's size and position (its bytes must lie inside the file; shapes whose byte size
+/// overflows are refused before anything is allocated for them).
 fn check_tensor_bounds(path: &Path, content: &Content, file_size: u64) -> Result<(), LlmError> {
-    for (name, t) in &content.tensor_infos {
-        let elems = t
-            .shape
-            .dims()
+    let invalid = |reason: String| LlmError::InvalidGguf {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if let Some(v) = content.metadata.get("general.alignment") {
+        match value_as_i128(v) {
+            Some(n) if n > 0 && (n as u128).is_power_of_two() && n <= 1 << 30 => {}
+            Some(n) => {
+                return Err(invalid(format!(
+                    "general.alignment is {n}; it must be a power of two"
+                )));
+            }
+            None => {
+                return Err(invalid(format!(
+                    "general.alignment should be an integer, found {:?}",
+                    v.value_type()
+                )));
+            }
+        }
+    }
+    // A vocabulary-only file has no tensors and may end before the aligned data offset.
+    if !content.tensor_infos.is_empty() && content.tensor_data_offset > file_size {
+        return Err(invalid(format!(
+            "the file is truncated: tensor data would start at byte {} but the file has {file_size} bytes",
+            content.tensor_data_offset
+        )));
+    }
+    // Sorted by name so that the error names the same tensor on every run.
+    let mut tensors: Vec<_> = content.tensor_infos.iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, t) in tensors {
+        let dims = t.shape.dims();
+        let elems = dims
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
         let block = t.ggml_dtype.block_size() as u64;
-        let bytes = elems.and_then(|e| {
-            if block == 0 || e % block != 0 {
-                None
-            } else {
-                (e / block).checked_mul(t.ggml_dtype.type_size() as u64)
-            }
-        });
-        let end = bytes.and_then(|b| {
-            content
-                .tensor_data_offset
-                .checked_add(t.offset)
-                .and_then(|start| start.checked_add(b))
-        });
-        match end {
+        let bytes = match elems {
             None => {
-                return Err(LlmError::InvalidGguf {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "tensor `{name}` has an impossible shape {:?} for {:?}",
-                        t.shape.dims(),
-                        t.ggml_dtype
-                    ),
-                });
+                return Err(invalid(format!(
+                    "tensor `{name}` has an impossible shape {dims:?}: its element count overflows"
+                )));
             }
-            Some(end) if end > file_size => {
-                return Err(LlmError::InvalidGguf {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "the file is truncated: tensor `{name}` ends at byte {end} but the file \
-                         has {file_size} bytes"
-                    ),
-                });
+            Some(e) if block == 0 || e % block != 0 => {
+                return Err(invalid(format!(
+                    "tensor `{name}` has shape {dims:?}, which is not a whole number of {:?} \
+                     blocks of {block}",
+                    t.ggml_dtype
+                )));
             }
-            Some(_) => {}
+            Some(e) => (e / block).checked_mul(t.ggml_dtype.type_size() as u64),
+        };
+        let Some(bytes) = bytes else {
+            return Err(invalid(format!(
+                "tensor `{name}` has an impossible shape {dims:?} for {:?}: its byte size overflows",
+                t.ggml_dtype
+            )));
+        };
+        let end = content
+            .tensor_data_offset
+            .checked_add(t.offset)
+            .and_then(|start| start.checked_add(bytes));
+        match end {
+            Some(end) if end <= file_size => {}
+            _ => {
+                return Err(invalid(format!(
+                    "tensor `{name}` ({bytes} bytes at data offset {}) lies past the end of the \
+                     file ({file_size} bytes): the file is truncated or damaged",
+                    t.offset
+                )));
+            }
         }
     }
     Ok(())
@@ -482,6 +636,298 @@ pub(crate) mod tests {
         let mut file = File::create(path).unwrap();
         gguf_file::write(&mut file, &md, &[("token_embd.weight", &q)]).unwrap();
         file.flush().unwrap();
+    }
+
+    /// Hand-built GGUF v3 bytes, for damaged-file tests.
+    #[derive(Default)]
+    struct RawGguf {
+        kvs: Vec<u8>,
+        n_kv: u64,
+        tensors: Vec<u8>,
+        n_tensors: u64,
+        data: Vec<u8>,
+    }
+
+    const T_U32: u32 = 4;
+    const T_BOOL: u32 = 7;
+    const T_STRING: u32 = 8;
+    const T_ARRAY: u32 = 9;
+
+    impl RawGguf {
+        /// A header with `general.architecture = llama`.
+        fn llama() -> RawGguf {
+            RawGguf::default().kv_str("general.architecture", "llama")
+        }
+
+        fn raw_str(out: &mut Vec<u8>, s: &str) {
+            out.extend((s.len() as u64).to_le_bytes());
+            out.extend(s.as_bytes());
+        }
+
+        /// A key followed by raw value bytes (type tag included).
+        fn kv_raw(mut self, key: &str, value: &[u8]) -> RawGguf {
+            Self::raw_str(&mut self.kvs, key);
+            self.kvs.extend(value);
+            self.n_kv += 1;
+            self
+        }
+
+        fn kv_str(self, key: &str, value: &str) -> RawGguf {
+            let mut v = T_STRING.to_le_bytes().to_vec();
+            Self::raw_str(&mut v, value);
+            self.kv_raw(key, &v)
+        }
+
+        fn kv_u32(self, key: &str, value: u32) -> RawGguf {
+            let mut v = T_U32.to_le_bytes().to_vec();
+            v.extend(value.to_le_bytes());
+            self.kv_raw(key, &v)
+        }
+
+        /// A tensor info: name, dims (GGUF order), ggml type, offset.
+        fn tensor(mut self, name: &str, dims: &[u64], dtype: u32, offset: u64) -> RawGguf {
+            Self::raw_str(&mut self.tensors, name);
+            self.tensors.extend((dims.len() as u32).to_le_bytes());
+            for d in dims {
+                self.tensors.extend(d.to_le_bytes());
+            }
+            self.tensors.extend(dtype.to_le_bytes());
+            self.tensors.extend(offset.to_le_bytes());
+            self.n_tensors += 1;
+            self
+        }
+
+        fn data(mut self, bytes: usize) -> RawGguf {
+            self.data = vec![0; bytes];
+            self
+        }
+
+        fn bytes(&self) -> Vec<u8> {
+            let mut out = b"GGUF".to_vec();
+            out.extend(3u32.to_le_bytes());
+            out.extend(self.n_tensors.to_le_bytes());
+            out.extend(self.n_kv.to_le_bytes());
+            out.extend(&self.kvs);
+            out.extend(&self.tensors);
+            while out.len() % 32 != 0 {
+                out.push(0);
+            }
+            out.extend(&self.data);
+            out
+        }
+    }
+
+    /// Damaged or hostile headers: each must be a clear error naming the file, without a
+    /// panic and without allocating what the header claims.
+    #[test]
+    fn damaged_headers_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let huge = 1u64 << 60;
+        let mut huge_key = (huge).to_le_bytes().to_vec();
+        huge_key.extend(b"k");
+        let mut huge_string = T_STRING.to_le_bytes().to_vec();
+        huge_string.extend(huge.to_le_bytes());
+        let mut huge_array = T_ARRAY.to_le_bytes().to_vec();
+        huge_array.extend(T_U32.to_le_bytes());
+        huge_array.extend((1u64 << 40).to_le_bytes());
+        let mut long_array = T_ARRAY.to_le_bytes().to_vec();
+        long_array.extend(T_STRING.to_le_bytes());
+        long_array.extend(1_000_000u64.to_le_bytes());
+        let mut nested = Vec::new();
+        for _ in 0..100 {
+            nested.extend(T_ARRAY.to_le_bytes());
+        }
+        let mut bad_bool = T_BOOL.to_le_bytes().to_vec();
+        bad_bool.push(7);
+        let mut counts = b"GGUF".to_vec();
+        counts.extend(3u32.to_le_bytes());
+        counts.extend((1u64 << 40).to_le_bytes());
+        counts.extend((1u64 << 40).to_le_bytes());
+
+        let q4_0 = 2u32;
+        let f32_type = 0u32;
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            (
+                "huge-key.gguf",
+                {
+                    let mut b = b"GGUF".to_vec();
+                    b.extend(3u32.to_le_bytes());
+                    b.extend(0u64.to_le_bytes());
+                    b.extend(1u64.to_le_bytes());
+                    b.extend(&huge_key);
+                    b.extend([0u8; 64]);
+                    b
+                },
+                "string length",
+            ),
+            (
+                "huge-string.gguf",
+                RawGguf::llama()
+                    .kv_raw("general.name", &huge_string)
+                    .bytes(),
+                "string length",
+            ),
+            (
+                "huge-array.gguf",
+                RawGguf::llama()
+                    .kv_raw("tokenizer.ggml.scores", &huge_array)
+                    .bytes(),
+                "array",
+            ),
+            (
+                "array-longer-than-file.gguf",
+                RawGguf::llama()
+                    .kv_raw("tokenizer.ggml.tokens", &long_array)
+                    .bytes(),
+                "remaining",
+            ),
+            (
+                "nested-arrays.gguf",
+                RawGguf::llama().kv_raw("x", &nested).bytes(),
+                "",
+            ),
+            (
+                "bad-bool.gguf",
+                RawGguf::llama().kv_raw("x", &bad_bool).bytes(),
+                "bool",
+            ),
+            (
+                "bad-type.gguf",
+                RawGguf::llama().kv_raw("x", &99u32.to_le_bytes()).bytes(),
+                "",
+            ),
+            ("huge-counts.gguf", counts, "tensor_count"),
+            (
+                "too-many-dims.gguf",
+                RawGguf::llama()
+                    .tensor("t", &[1, 1, 1, 1, 1, 1, 1, 1, 1], f32_type, 0)
+                    .bytes(),
+                "dimensions",
+            ),
+            (
+                "bad-dtype.gguf",
+                RawGguf::llama().tensor("t", &[32], 99, 0).data(128).bytes(),
+                "type",
+            ),
+            (
+                "offset-past-end.gguf",
+                RawGguf::llama()
+                    .tensor("t", &[32], f32_type, 1 << 40)
+                    .data(128)
+                    .bytes(),
+                "past the end",
+            ),
+            (
+                "offset-overflow.gguf",
+                RawGguf::llama()
+                    .tensor("t", &[32], f32_type, u64::MAX - 8)
+                    .data(128)
+                    .bytes(),
+                "past the end",
+            ),
+            (
+                "short-data.gguf",
+                RawGguf::llama()
+                    .tensor("t", &[64], f32_type, 0)
+                    .data(128)
+                    .bytes(),
+                "past the end",
+            ),
+            (
+                "dims-overflow.gguf",
+                RawGguf::llama()
+                    .tensor("t", &[1 << 40, 1 << 40], f32_type, 0)
+                    .data(128)
+                    .bytes(),
+                "impossible shape",
+            ),
+            (
+                "partial-block.gguf",
+                RawGguf::llama()
+                    .tensor("t", &[33], q4_0, 0)
+                    .data(128)
+                    .bytes(),
+                "whole number",
+            ),
+            (
+                "alignment-0.gguf",
+                RawGguf::llama()
+                    .kv_u32("general.alignment", 0)
+                    .tensor("t", &[8], f32_type, 0)
+                    .data(32)
+                    .bytes(),
+                "alignment",
+            ),
+            (
+                "alignment-3.gguf",
+                RawGguf::llama()
+                    .kv_u32("general.alignment", 3)
+                    .tensor("t", &[8], f32_type, 0)
+                    .data(64)
+                    .bytes(),
+                "power of two",
+            ),
+            (
+                "cut-in-tensor-infos.gguf",
+                {
+                    let b = RawGguf::llama().tensor("t", &[8], f32_type, 0).bytes();
+                    b[..b.len() - 40].to_vec()
+                },
+                "",
+            ),
+        ];
+        for (name, bytes, expected) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let err = GgufFile::open(&path).unwrap_err();
+            let text = err.to_string();
+            eprintln!("{text}");
+            assert!(
+                matches!(err, LlmError::InvalidGguf { .. }),
+                "{name}: {text}"
+            );
+            assert!(text.contains(name), "{name}: {text}");
+            assert!(text.contains(expected), "{name}: {text}");
+        }
+    }
+
+    #[test]
+    fn architecture_metadata_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: Vec<(&str, RawGguf, &str)> = vec![
+            ("no-arch.gguf", RawGguf::default(), "is missing"),
+            (
+                "numeric-arch.gguf",
+                RawGguf::default().kv_u32("general.architecture", 7),
+                "should be a string",
+            ),
+        ];
+        for (name, raw, expected) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, raw.bytes()).unwrap();
+            let err = GgufFile::open(&path).unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, LlmError::Metadata { .. }), "{name}: {text}");
+            assert!(
+                text.contains(name) && text.contains("general.architecture"),
+                "{text}"
+            );
+            assert!(text.contains(expected), "{name}: {text}");
+        }
+        // A well-formed header with one tensor opens, and a vocabulary-only file (no tensors)
+        // is accepted even though it ends before the aligned data offset.
+        let path = dir.path().join("ok.gguf");
+        let ok = RawGguf::llama().tensor("t", &[8, 4], 0, 0).data(128);
+        std::fs::write(&path, ok.bytes()).unwrap();
+        let g = GgufFile::open(&path).unwrap();
+        assert!(g.has_tensor("t"));
+        let path = dir.path().join("vocab-only.gguf");
+        let mut bytes = RawGguf::llama().kv_str("general.name", "v").bytes();
+        while bytes.last() == Some(&0) {
+            bytes.pop();
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(GgufFile::open(&path).unwrap().tensor_count(), 0);
     }
 
     #[test]

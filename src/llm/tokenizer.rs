@@ -2,9 +2,12 @@
 //! any `tokenizer.json`, following the behaviour of llama.cpp's `llama-vocab.cpp`:
 //!
 //! - `gpt2` models: byte-level BPE. The pre-tokenizer regexes are chosen by
-//!   `tokenizer.ggml.pre` (`smollm`, `qwen2`, `llama3`, `gpt-2`, `default`, `deepseek-llm`);
-//!   an unknown value is an error rather than a guess. The merges run in the `tokenizers`
-//!   crate's BPE model.
+//!   `tokenizer.ggml.pre` (see [`SUPPORTED_PRE_TOKENIZERS`]: `smollm`, `qwen2`, `llama3`,
+//!   `gpt-2`, `default`, `deepseek-llm` and a few relatives); an unknown value is an error
+//!   rather than a guess. The merges run in the `tokenizers` crate's BPE model.
+//! - Special tokens get llama.cpp's fix-ups: end-of-turn, end-of-generation and
+//!   fill-in-the-middle tokens recognised by their text become control tokens, and the
+//!   end-of-generation set is the one llama.cpp builds (so `--ignore-eos` bans the same tokens).
 //! - `llama` models (SentencePiece, e.g. Gemma 3): score-ordered merges of adjacent symbols,
 //!   spaces written as `▁`, and `<0xXX>` byte tokens for anything the vocabulary lacks.
 //!
@@ -107,20 +110,114 @@ impl std::fmt::Debug for GgufTokenizer {
     }
 }
 
-/// Token texts that end a turn or a generation, wherever they appear in a vocabulary
-/// (the list llama.cpp uses to find end-of-generation tokens).
+/// Token texts that end a generation wherever they appear in a vocabulary: llama.cpp's list
+/// (`llama-vocab.cpp`). Such a token is also made a control token, so plain text never
+/// produces it.
 const END_OF_GENERATION_TEXTS: &[&str] = &[
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<\u{ff5c}end\u{2581}of\u{2581}sentence\u{ff5c}>",
+    "[e~[",
+];
+
+/// The texts llama.cpp recognises as end-of-turn (`eot`) and end-of-message (`eom`) tokens when
+/// the metadata names none; the first one the vocabulary has is taken.
+const END_OF_TURN_TEXTS: &[&str] = &[
     "<|eot_id|>",
     "<|im_end|>",
     "<|end|>",
     "<end_of_turn>",
     "<|endoftext|>",
-    "<|eom_id|>",
+    "<|end_of_text|>",
     "<EOT>",
     "_<EOT>",
-    "<|end_of_text|>",
-    "<end_of_utterance>",
+    "[EOT]",
     "<\u{ff5c}end\u{2581}of\u{2581}sentence\u{ff5c}>",
+    "<end_of_utterance>",
+];
+const END_OF_MESSAGE_TEXTS: &[&str] = &["<|eom_id|>"];
+
+/// Fill-in-the-middle tokens, by metadata key and by the texts llama.cpp recognises when the
+/// key is absent (the first one the vocabulary has is taken). Each is made a control token;
+/// the pad, repository and file-separator tokens also end a generation, as in llama.cpp.
+const FIM_TOKENS: &[(&str, &[&str], bool)] = &[
+    (
+        "tokenizer.ggml.fim_pre_token_id",
+        &[
+            "<|fim_prefix|>",
+            "<fim-prefix>",
+            "<fim_prefix>",
+            "<\u{ff5c}fim\u{2581}begin\u{ff5c}>",
+            "<PRE>",
+            "\u{2581}<PRE>",
+            "<|code_prefix|>",
+            "<|prefix|>",
+        ],
+        false,
+    ),
+    (
+        "tokenizer.ggml.fim_suf_token_id",
+        &[
+            "<|fim_suffix|>",
+            "<fim-suffix>",
+            "<fim_suffix>",
+            "<\u{ff5c}fim\u{2581}hole\u{ff5c}>",
+            "<SUF>",
+            "\u{2581}<SUF>",
+            "<|code_suffix|>",
+            "<|suffix|>",
+        ],
+        false,
+    ),
+    (
+        "tokenizer.ggml.fim_mid_token_id",
+        &[
+            "<|fim_middle|>",
+            "<fim-middle>",
+            "<fim_middle>",
+            "<\u{ff5c}fim\u{2581}end\u{ff5c}>",
+            "<MID>",
+            "\u{2581}<MID>",
+            "<|code_middle|>",
+            "<|middle|>",
+        ],
+        false,
+    ),
+    (
+        "tokenizer.ggml.fim_pad_token_id",
+        &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
+        true,
+    ),
+    (
+        "tokenizer.ggml.fim_rep_token_id",
+        &[
+            "<|fim_repo|>",
+            "<|repo_name|>",
+            "<fim-repo>",
+            "<REPO>",
+            "<reponame>",
+        ],
+        true,
+    ),
+    ("tokenizer.ggml.fim_sep_token_id", &["<|file_sep|>"], true),
 ];
 
 /// The GPT-2 word split shared by several pre-tokenizers.
@@ -150,10 +247,29 @@ fn pre_tokenizer_spec(pre: &str) -> Option<PreTokenizerSpec> {
     };
     Some(match pre {
         // Digits are split one per piece before the GPT-2 pattern; no prefix space.
-        "smollm" => spec(vec![r"\p{N}", GPT2_SPLIT], false, false),
+        // Digits one per piece before the GPT-2 split (llama.cpp's SMOLLM family).
+        "smollm" | "starcoder" | "refact" | "command-r" => {
+            spec(vec![r"\p{N}", GPT2_SPLIT], false, false)
+        }
         "qwen2" | "deepseek-r1-qwen" => spec(vec![QWEN2_SPLIT], false, false),
         "llama3" | "llama-v3" | "llama-bpe" => spec(vec![LLAMA3_SPLIT], true, true),
-        "gpt-2" => spec(vec![GPT2_SPLIT], false, false),
+        "gpt-2" | "mpt" | "olmo" | "phi-2" => spec(vec![GPT2_SPLIT], false, false),
+        "falcon" => spec(
+            vec![r"[\p{P}\$\+<=>\^~\|`]+", GPT2_SPLIT, r"[0-9][0-9][0-9]"],
+            false,
+            false,
+        ),
+        "deepseek-coder" => spec(
+            vec![
+                "[\r\n]",
+                r"\s?\p{L}+",
+                r"\s?\p{P}+",
+                "[\u{4e00}-\u{9fa5}\u{0800}-\u{4e00}\u{ac00}-\u{d7ff}]+",
+                r"\p{N}",
+            ],
+            false,
+            false,
+        ),
         "default" => spec(
             vec![
                 r"[\p{P}\$\+<=>\^~\|]+",
@@ -183,14 +299,22 @@ fn pre_tokenizer_spec(pre: &str) -> Option<PreTokenizerSpec> {
 /// The `tokenizer.ggml.pre` values this tokenizer implements.
 pub const SUPPORTED_PRE_TOKENIZERS: &[&str] = &[
     "smollm",
+    "starcoder",
+    "refact",
+    "command-r",
     "qwen2",
     "deepseek-r1-qwen",
     "llama3",
     "llama-v3",
     "llama-bpe",
     "gpt-2",
+    "mpt",
+    "olmo",
+    "phi-2",
+    "falcon",
     "default",
     "deepseek-llm",
+    "deepseek-coder",
 ];
 
 /// A piece of input text after special tokens were split out.
@@ -274,20 +398,79 @@ impl GgufTokenizer {
             |id: u32| (kind == VocabKind::SentencePiece && (id as usize) < n).then_some(id);
         let bos = id_key("tokenizer.ggml.bos_token_id")?.or_else(|| spm_default(1));
         let eos = id_key("tokenizer.ggml.eos_token_id")?.or_else(|| spm_default(2));
-        let eot = id_key("tokenizer.ggml.eot_token_id")?;
-        let eom = id_key("tokenizer.ggml.eom_token_id")?;
-
-        // End-of-generation tokens: the declared ones plus those recognised by their text.
-        // A recognised token that is not marked control is treated as control, as llama.cpp
-        // does, so plain text can never produce it.
-        let mut eog: Vec<u32> = [eos, eot, eom].into_iter().flatten().collect();
+        // llama.cpp's special-token fix-ups, in its order: recognised end-of-turn and
+        // fill-in-the-middle tokens become control tokens; then the end-of-generation set is
+        // the tokens with a recognised text (made control too), the FIM pad/repo/separator
+        // tokens, and the declared EOS, EOT and EOM.
+        let first_present =
+            |texts: &[&str]| texts.iter().find_map(|t| token_to_id.get(*t).copied());
+        let make_control = |types: &mut Vec<TokenType>, id: u32| {
+            if types[id as usize] != TokenType::Control {
+                tracing::debug!(%path, id, text = %tokens[id as usize], "control-looking token not marked control; treating it as control");
+                types[id as usize] = TokenType::Control;
+            }
+        };
+        // A token named by the metadata is taken as it is; one found by its text becomes control.
+        let declared_or_found = |types: &mut Vec<TokenType>,
+                                 key: &str,
+                                 texts: &[&str]|
+         -> Result<Option<u32>, LlmError> {
+            if let Some(id) = id_key(key)? {
+                return Ok(Some(id));
+            }
+            let found = first_present(texts);
+            if let Some(id) = found {
+                make_control(types, id);
+            }
+            Ok(found)
+        };
+        let eot = declared_or_found(&mut types, "tokenizer.ggml.eot_token_id", END_OF_TURN_TEXTS)?;
+        let eom = declared_or_found(
+            &mut types,
+            "tokenizer.ggml.eom_token_id",
+            END_OF_MESSAGE_TEXTS,
+        )?;
+        let mut eog: Vec<u32> = Vec::new();
+        for (key, texts, ends_generation) in FIM_TOKENS {
+            if let Some(id) = declared_or_found(&mut types, key, texts)?
+                && *ends_generation
+            {
+                eog.push(id);
+            }
+        }
         for text in END_OF_GENERATION_TEXTS {
             if let Some(&id) = token_to_id.get(*text) {
                 eog.push(id);
-                if types[id as usize] != TokenType::Control {
-                    tracing::debug!(%path, id, text, "end-of-generation token not marked control; treating it as control");
-                    types[id as usize] = TokenType::Control;
-                }
+                make_control(&mut types, id);
+            }
+        }
+        eog.extend([eos, eot, eom].into_iter().flatten());
+        // llama.cpp's exceptions: with `<|return|>` and `<|call|>` (or `<|calls|>` and
+        // `<|flush|>`), `<|end|>` is an ordinary user-defined token; with `<|tool_response>` or
+        // `<|plamo:eos|>`, `</s>` is an ordinary token.
+        let in_eog =
+            |eog: &[u32], text: &str| token_to_id.get(text).is_some_and(|id| eog.contains(id));
+        if let Some(&end) = token_to_id.get("<|end|>")
+            && in_eog(&eog, "<|end|>")
+            && ((in_eog(&eog, "<|return|>")
+                && (in_eog(&eog, "<|call|>") || in_eog(&eog, "<|calls|>")))
+                || ((in_eog(&eog, "<|call|>") || in_eog(&eog, "<|calls|>"))
+                    && in_eog(&eog, "<|flush|>")))
+        {
+            eog.retain(|&id| id != end);
+            types[end as usize] = TokenType::UserDefined;
+        }
+        if let Some(&s_id) = token_to_id.get("</s>")
+            && in_eog(&eog, "</s>")
+            && (in_eog(&eog, "<|tool_response>") || in_eog(&eog, "<|plamo:eos|>"))
+        {
+            eog.retain(|&id| id != s_id);
+            types[s_id as usize] = TokenType::Normal;
+        }
+        // gpt-oss: these scaffold tokens are always rendered and matched as text.
+        for text in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
+            if let Some(&id) = token_to_id.get(text) {
+                types[id as usize] = TokenType::UserDefined;
             }
         }
         eog.sort_unstable();
@@ -901,8 +1084,9 @@ mod tests {
         assert_eq!(tok.vocab_size(), 49152);
         assert_eq!(tok.bos_id(), Some(1));
         assert!(!tok.add_bos());
-        // <|endoftext|> (0) and <|im_end|> (2, the declared EOS) end a generation.
-        assert_eq!(tok.eos_ids(), &[0, 2]);
+        // <|endoftext|> (0), <|im_end|> (2, the declared EOS) and, as in llama.cpp, the
+        // fill-in-the-middle repository token <reponame> (4) end a generation.
+        assert_eq!(tok.eos_ids(), &[0, 2, 4]);
         // smollm splits digits one per token, before the GPT-2 pattern.
         let ids = tok.encode("12345").unwrap();
         assert_eq!(pieces(tok, &ids), ["1", "2", "3", "4", "5"]);
