@@ -205,6 +205,7 @@ fn greedy_raw_generation_is_the_exact_argmax_and_prints_only_the_continuation() 
         &model,
         &LoadOptions {
             device: DeviceChoice::Cpu,
+            context: None,
         },
     )
     .unwrap();
