@@ -2,12 +2,13 @@
 //!
 //! [`PaperNumbers`] indexes the numbers of a paper's text in every form a summary may fairly
 //! write them: `1,000` and `1000`, `12.5` and `12.50`, Vietnamese decimal commas (`12,5`),
-//! roundings (`6.32` supports `6.3`), fractions as percentages (`0.853` supports `85.3%`), and
-//! names with digits (`Qwen3-4B`, `GPT-4`, `ResNet-50`) compared without punctuation or case.
-//! [`PaperNumbers::check`] finds the numbers of one Main Results item and says which the paper
-//! supports. Signs, multiplication marks (`3x`, `×3`), percent signs and units are ignored,
-//! both numbers of a range are checked, and list ordinals (`(1)`, `2nd`, `thứ 2`), citation
-//! marks (`[12]`) and numbers from the paper's own title are not counted.
+//! roundings (`6.32` supports `6.3`), fractions as percentages (`0.853` supports `85.3%`) and
+//! percentages as fractions. [`PaperNumbers::check`] finds the numbers of one Main Results item
+//! and says which the paper supports. Signs, multiplication marks (`3x`, `×3`), percent signs
+//! and units are ignored, and both numbers of a range are checked. Not counted: names with
+//! digits (`Qwen3-4B`, `GPT-4`, `top-1`: a letter comes before the digits), list ordinals
+//! (`(1)`, `2nd`, `thứ 2`), citation marks (`[12]`) and numbers of the paper's own title. A
+//! number glued to a unit (`1.5B`, `12ms`) is also found as a word of the paper.
 //!
 //! [`remove_unsupported`] rewrites an item without its unsupported numbers: a parenthetical
 //! that holds one goes whole, otherwise the number goes with its unit and the preposition
