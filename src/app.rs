@@ -8,8 +8,9 @@ use std::time::Instant;
 use chrono::{NaiveDate, Utc};
 
 use crate::config::Settings;
+use crate::digest::cache::{CachedSummary, SummaryCache, SummaryKey, model_sha256};
 use crate::digest::{
-    Digest, PaperDigest, PaperTimings, PromptSet, WriterSettings, paper_text, write_summary,
+    Digest, PaperDigest, PaperTimings, PromptSet, Writer, WriterSettings, paper_text,
 };
 use crate::llm::registry::{ModelStore, Registry, ResolveOptions, ResolvedModel, resolve};
 use crate::llm::{DeviceChoice, Engine, LoadOptions, SamplingParams};
@@ -51,6 +52,8 @@ pub enum AppError {
     BadInput(String),
     #[error("no place for the paper cache: set PAPERDIGEST_CACHE or --cache-dir")]
     NoCacheDir,
+    #[error(transparent)]
+    ModelHash(#[from] crate::digest::cache::ModelHashError),
 }
 
 /// What `digest` was asked to do, beyond the settings.
@@ -59,9 +62,12 @@ pub struct DigestRequest {
     /// PDF files, folders and arXiv ids, mixed. None at all means the day's featured papers.
     pub inputs: Vec<String>,
     pub out: Option<PathBuf>,
-    pub format: Format,
+    /// The formats to write; none means the one `out`'s extension names, else Markdown.
+    pub formats: Vec<Format>,
     /// The day whose Hugging Face papers to digest; also the date in the title.
     pub date: Option<NaiveDate>,
+    /// Reuse finished summaries from the summary cache (new ones are stored either way).
+    pub reuse_summaries: bool,
 }
 
 /// One input of `digest` or `fetch`.
@@ -266,7 +272,10 @@ pub fn run_fetch(
 #[derive(Debug)]
 pub struct DigestOutcome {
     pub digest: Digest,
-    pub written: PathBuf,
+    /// The files written, one per format.
+    pub written: Vec<PathBuf>,
+    /// Papers whose summary came from the summary cache.
+    pub reused: usize,
 }
 
 /// The registry with the user's extra entries, and the store, as the settings say.
@@ -315,7 +324,16 @@ pub fn model_label(resolved: &ResolvedModel) -> String {
     }
 }
 
-/// Writes a digest of the papers a request names.
+/// The model a digest runs: its file, the name the digest credits, and its sha256 (for the
+/// summary cache).
+struct ModelChoice {
+    path: PathBuf,
+    label: String,
+    sha256: String,
+}
+
+/// Writes a digest of the papers a request names. The model is loaded only when a paper needs
+/// a summary that the summary cache does not have; its token masks are built once.
 pub fn run_digest(
     request: &DigestRequest,
     settings: &Settings,
@@ -327,27 +345,24 @@ pub fn run_digest(
         .unwrap_or_else(|| crate::digest::prompts::default_patent_focus(settings.lang).to_string());
     let prompts = PromptSet::load(settings.lang, settings.prompts_dir.as_deref(), &focus)?;
     let jobs = gather_papers(&request.inputs, request.date, &|| remote(settings, display))?;
-    // The cache is optional for local-only runs: without one, extraction just is not kept.
+    // The cache is optional for local-only runs: without one, extraction and summaries are
+    // just not kept.
     let cache = paper_cache(settings).ok();
+    let summaries = cache.clone().map(SummaryCache::new);
 
     let needs_model = jobs.iter().any(|job| job.pdf.is_ok());
-    let (engine, model_name) = if needs_model {
+    let model = if needs_model {
         let resolved = resolve_model(settings, display)?;
-        let device: DeviceChoice = settings.device.parse().map_err(AppError::Device)?;
-        let spinner = display.spinner(format!("loading {}", resolved.path.display()));
-        let load = LoadOptions {
-            device,
-            context: Some(settings.max_context),
-        };
-        let engine = Engine::load(&resolved.path, &load).map_err(|source| AppError::Load {
-            path: resolved.path.clone(),
-            source,
-        })?;
+        let spinner = display.spinner(format!("checking {}", resolved.path.display()));
+        let sha256 = model_sha256(&resolved.path, cache.as_ref())?;
         spinner.finish_and_clear();
-        tracing::info!(model = %resolved.path.display(), "model loaded");
-        (Some(engine), model_label(&resolved))
+        Some(ModelChoice {
+            label: model_label(&resolved),
+            path: resolved.path,
+            sha256,
+        })
     } else {
-        (None, settings.model.clone())
+        None
     };
     let writer_settings = WriterSettings {
         sampling: SamplingParams {
@@ -358,26 +373,57 @@ pub fn run_digest(
         max_context: settings.max_context,
         max_tokens: settings.max_tokens,
     };
+    let prompts_fingerprint = prompts.fingerprint();
 
+    // Loaded on the first paper that needs the model; the writer's masks are built with it.
+    let engine_cell: std::cell::OnceCell<Engine> = std::cell::OnceCell::new();
+    let writer_cell: std::cell::OnceCell<Writer<'_>> = std::cell::OnceCell::new();
     let total = jobs.len();
     let mut papers = Vec::with_capacity(total);
+    let mut reused = 0;
     for (index, job) in jobs.into_iter().enumerate() {
         let mut progress = PaperProgress::new(display, format!("[{}/{total}] ", index + 1));
-        let paper = match &engine {
-            Some(engine) => digest_one(
-                job,
-                cache.as_ref(),
-                engine,
-                &prompts,
-                &writer_settings,
-                &mut progress,
-            ),
-            None => failed(job.meta, job.pdf.err().unwrap_or_default(), Instant::now()),
+        let started = Instant::now();
+        let paper = match (&model, job.pdf) {
+            (Some(model), Ok(pdf)) => {
+                let job = ExtractedJob {
+                    meta: job.meta,
+                    pdf,
+                    meta_from_pdf: job.meta_from_pdf,
+                    abstract_text: job.abstract_text,
+                };
+                let context = SummaryContext {
+                    cache: cache.as_ref(),
+                    summaries: summaries.as_ref(),
+                    reuse: request.reuse_summaries,
+                    model_sha256: &model.sha256,
+                    prompts_fingerprint: &prompts_fingerprint,
+                    settings: &writer_settings,
+                };
+                let writer = || {
+                    load_writer(
+                        &engine_cell,
+                        &writer_cell,
+                        &model.path,
+                        &prompts,
+                        &writer_settings,
+                        settings,
+                        display,
+                    )
+                };
+                digest_one(job, &context, &writer, &mut progress, started)?
+            }
+            (_, pdf) => failed(job.meta, pdf.err().unwrap_or_default(), started),
         };
         match &paper.error {
             Some(error) => {
                 progress.finish(format!("failed: {error}"));
                 tracing::warn!(paper = %paper.meta.title, %error, "paper failed");
+            }
+            None if paper.timings.cached => {
+                reused += 1;
+                progress.finish("reused from the summary cache".to_string());
+                tracing::info!(paper = %paper.meta.title, "summary reused from the cache");
             }
             None => progress.finish(format!(
                 "done in {:.0} s ({:.1} tok/s)",
@@ -391,40 +437,96 @@ pub fn run_digest(
     let date = request.date.unwrap_or_else(|| Utc::now().date_naive());
     let digest = Digest {
         date,
-        model: model_name,
+        model: model.map_or_else(|| settings.model.clone(), |m| m.label),
         lang: settings.lang,
         generated_at: chrono::Local::now().naive_local(),
         papers,
     };
-    let written = request.out.clone().unwrap_or_else(|| {
-        PathBuf::from("digests").join(format!("{date}.{}", request.format.extension()))
-    });
-    crate::store::write_atomic(&written, request.format.render(&digest).as_bytes())?;
-    Ok(DigestOutcome { digest, written })
+    let mut written = Vec::new();
+    for (format, path) in
+        crate::render::output_paths(request.out.as_deref(), &request.formats, date)
+    {
+        crate::store::write_atomic(&path, format.render(&digest).as_bytes())?;
+        written.push(path);
+    }
+    Ok(DigestOutcome {
+        digest,
+        written,
+        reused,
+    })
 }
 
-fn digest_one(
-    job: PaperJob,
-    cache: Option<&Cache>,
-    engine: &Engine,
-    prompts: &PromptSet,
-    settings: &WriterSettings,
-    progress: &mut PaperProgress,
-) -> PaperDigest {
-    use crate::digest::Observer;
-    let started = Instant::now();
-    let pdf = match job.pdf {
-        Ok(pdf) => pdf,
-        Err(error) => return failed(job.meta, error, started),
+/// The writer, loading the model and building the writer's masks the first time.
+fn load_writer<'a>(
+    engine_cell: &'a std::cell::OnceCell<Engine>,
+    writer_cell: &'a std::cell::OnceCell<Writer<'a>>,
+    path: &Path,
+    prompts: &'a PromptSet,
+    writer_settings: &WriterSettings,
+    settings: &Settings,
+    display: &Display,
+) -> Result<&'a Writer<'a>, AppError> {
+    if let Some(writer) = writer_cell.get() {
+        return Ok(writer);
+    }
+    let engine = match engine_cell.get() {
+        Some(engine) => engine,
+        None => {
+            let device: DeviceChoice = settings.device.parse().map_err(AppError::Device)?;
+            let spinner = display.spinner(format!("loading {}", path.display()));
+            let load = LoadOptions {
+                device,
+                context: Some(settings.max_context),
+            };
+            let engine = Engine::load(path, &load).map_err(|source| AppError::Load {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            spinner.finish_and_clear();
+            tracing::info!(model = %path.display(), "model loaded");
+            engine_cell.get_or_init(|| engine)
+        }
     };
+    Ok(writer_cell.get_or_init(|| Writer::new(engine, prompts, writer_settings.clone())))
+}
+
+/// A paper whose PDF is at hand.
+struct ExtractedJob {
+    meta: PaperMeta,
+    pdf: PathBuf,
+    meta_from_pdf: bool,
+    abstract_text: Option<String>,
+}
+
+/// What deciding between the summary cache and the model needs.
+struct SummaryContext<'a> {
+    cache: Option<&'a Cache>,
+    summaries: Option<&'a SummaryCache>,
+    reuse: bool,
+    model_sha256: &'a str,
+    prompts_fingerprint: &'a str,
+    settings: &'a WriterSettings,
+}
+
+/// One paper: extraction (cached), then its summary from the summary cache or the model. A
+/// paper-level failure is recorded in the result; only a failure to load the model is an
+/// error of the whole run.
+fn digest_one<'w>(
+    job: ExtractedJob,
+    context: &SummaryContext<'_>,
+    writer: &dyn Fn() -> Result<&'w Writer<'w>, AppError>,
+    progress: &mut PaperProgress,
+    started: Instant,
+) -> Result<PaperDigest, AppError> {
+    use crate::digest::Observer;
     progress.stage("extracting text");
-    let document = match extract_cached(cache, &pdf) {
+    let document = match extract_cached(context.cache, &job.pdf) {
         Ok(document) => document,
-        Err(error) => return failed(job.meta, error, started),
+        Err(error) => return Ok(failed(job.meta, error, started)),
     };
     let extract_secs = started.elapsed().as_secs_f64();
     let meta = if job.meta_from_pdf {
-        local::meta_from_document(&pdf, &document)
+        local::meta_from_document(&job.pdf, &document)
     } else {
         job.meta
     };
@@ -432,18 +534,68 @@ fn digest_one(
     if text.abstract_text.is_none() {
         text.abstract_text = job.abstract_text.as_deref();
     }
-    match write_summary(engine, prompts, settings, &meta, &text, progress) {
-        Ok((summary, mut timings)) => {
+    let key = SummaryKey::new(
+        &meta,
+        &text,
+        context.model_sha256,
+        context.prompts_fingerprint,
+        context.settings,
+    );
+    if context.reuse
+        && let Some(hit) = context.summaries.and_then(|s| s.get(&key))
+    {
+        return Ok(PaperDigest {
+            meta,
+            summary: Some(hit.summary),
+            error: None,
+            timings: PaperTimings {
+                extract_secs,
+                context_tokens: hit.timings.context_tokens,
+                total_secs: started.elapsed().as_secs_f64(),
+                cached: true,
+                ..PaperTimings::default()
+            },
+            grounding: Some(hit.grounding),
+            language_fidelity: Some(hit.language_fidelity),
+        });
+    }
+    let writer = writer()?;
+    match writer.write(&meta, &text, progress) {
+        Ok(written) => {
+            let mut timings = written.timings;
             timings.extract_secs = extract_secs;
             timings.total_secs = started.elapsed().as_secs_f64();
-            PaperDigest {
+            tracing::info!(
+                paper = %meta.title,
+                numbers = written.grounding.numbers,
+                grounded = written.grounding.grounded,
+                regenerated = written.grounding.regenerated,
+                foreign_chars = written.language_fidelity.foreign_chars,
+                prefill_tokens = timings.prefill_tokens,
+                generated_tokens = timings.generated_tokens,
+                "summary written"
+            );
+            if let Some(summaries) = context.summaries {
+                let entry = CachedSummary {
+                    summary: written.summary.clone(),
+                    grounding: written.grounding,
+                    language_fidelity: written.language_fidelity,
+                    timings: timings.clone(),
+                };
+                if let Err(error) = summaries.put(&key, &entry) {
+                    tracing::warn!(%error, "summary not cached");
+                }
+            }
+            Ok(PaperDigest {
                 meta,
-                summary: Some(summary),
+                summary: Some(written.summary),
                 error: None,
                 timings,
-            }
+                grounding: Some(written.grounding),
+                language_fidelity: Some(written.language_fidelity),
+            })
         }
-        Err(error) => failed(meta, error.to_string(), started),
+        Err(error) => Ok(failed(meta, error.to_string(), started)),
     }
 }
 
@@ -456,6 +608,8 @@ fn failed(meta: PaperMeta, error: String, started: Instant) -> PaperDigest {
             total_secs: started.elapsed().as_secs_f64(),
             ..PaperTimings::default()
         },
+        grounding: None,
+        language_fidelity: None,
     }
 }
 

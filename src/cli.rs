@@ -50,7 +50,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a digest: of a day's Hugging Face papers, of arXiv ids, or of local PDFs.
-    Digest(DigestArgs),
+    Digest(Box<DigestArgs>),
     /// Download and cache metadata, PDFs and extracted text, without loading a model.
     Fetch(FetchArgs),
     /// Print the clean text of a PDF, or its structure as JSON.
@@ -113,12 +113,14 @@ pub struct DigestArgs {
     /// mixed. With none, the papers Hugging Face featured on --date (default: today, UTC).
     #[arg(value_name = "ID_OR_PDF")]
     pub inputs: Vec<String>,
-    /// Output file (default: digests/<DATE>.<ext>).
+    /// Output file (default: digests/<DATE>.<ext>). With several formats, each is written
+    /// beside it with its own extension.
     #[arg(short, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Output format: md or json.
-    #[arg(long, default_value = "md", value_parser = parse_format)]
-    pub format: Format,
+    /// Output formats, comma-separated: md, json, html (default: the one --out's extension
+    /// names, else md).
+    #[arg(long, value_name = "md,json,html", value_delimiter = ',', value_parser = parse_format)]
+    pub format: Vec<Format>,
     /// Digest the papers Hugging Face featured on this day (default when no input is given:
     /// today, UTC); also the date in the title.
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
@@ -131,9 +133,14 @@ pub struct DigestArgs {
     /// Folder with prompt files overriding the built-in ones (see prompts/README.md).
     #[arg(long, value_name = "DIR")]
     pub prompts: Option<PathBuf>,
-    /// What the patent ideas should apply the paper to.
+    /// What the patent ideas should apply the paper to (default: applications on smartphones
+    /// and mobile devices, in the digest's language).
     #[arg(long, value_name = "TEXT")]
     pub patent_focus: Option<String>,
+    /// Write every summary again instead of reusing finished ones from the summary cache
+    /// (the new summaries replace the cached ones).
+    #[arg(long, visible_alias = "no-cache")]
+    pub regenerate: bool,
 }
 
 /// Which model to run and how to sample from it.
@@ -284,6 +291,35 @@ mod tests {
         assert_eq!(args.lang, Some(Lang::En));
         assert_eq!(args.model.seed, Some(3));
         assert_eq!(args.date.unwrap().to_string(), "2026-01-09");
+    }
+
+    #[test]
+    fn formats_are_a_comma_separated_list() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["paperdigest", "digest", "a.pdf"];
+            all.extend_from_slice(args);
+            match Cli::try_parse_from(all).map(|c| c.command) {
+                Ok(Command::Digest(args)) => Ok(args),
+                Ok(_) => panic!("not digest"),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        assert!(parse(&[]).unwrap().format.is_empty());
+        assert_eq!(
+            parse(&["--format", "md,json,html"]).unwrap().format,
+            [Format::Markdown, Format::Json, Format::Html]
+        );
+        assert_eq!(
+            parse(&["--format", "html", "--format", "json"])
+                .unwrap()
+                .format,
+            [Format::Html, Format::Json]
+        );
+        let err = parse(&["--format", "md,pdf"]).unwrap_err();
+        assert!(err.contains("unknown output format `pdf`"), "{err}");
+        let args = parse(&["--no-cache", "--patent-focus", "cars"]).unwrap();
+        assert!(args.regenerate);
+        assert_eq!(args.patent_focus.as_deref(), Some("cars"));
     }
 
     #[test]

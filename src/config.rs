@@ -249,6 +249,17 @@ impl Settings {
                 value: self.max_tokens.to_string(),
             });
         }
+        if self
+            .patent_focus
+            .as_deref()
+            .is_some_and(|f| f.trim().is_empty())
+        {
+            return Err(ConfigError::OutOfRange {
+                name: "patent_focus",
+                expected: "a description of what the patent ideas apply the paper to",
+                value: "an empty text".to_string(),
+            });
+        }
         if self.max_context < 512 {
             return Err(ConfigError::OutOfRange {
                 name: "max_context",
@@ -327,6 +338,27 @@ mod tests {
             ..FlagOverrides::default()
         };
         assert!(Settings::resolve(None, &no_env, flags).is_err());
+        let flags = FlagOverrides {
+            patent_focus: Some("  ".into()),
+            ..FlagOverrides::default()
+        };
+        let err = Settings::resolve(None, &no_env, flags).unwrap_err();
+        assert!(err.to_string().contains("patent_focus"), "{err}");
+    }
+
+    #[test]
+    fn patent_focus_comes_from_the_file_or_the_flag() {
+        let file: FileConfig = toml::from_str("patent_focus = \"medical devices\"").unwrap();
+        let s = Settings::resolve(Some(file.clone()), &no_env, FlagOverrides::default()).unwrap();
+        assert_eq!(s.patent_focus.as_deref(), Some("medical devices"));
+        let flags = FlagOverrides {
+            patent_focus: Some("cars".into()),
+            ..FlagOverrides::default()
+        };
+        let s = Settings::resolve(Some(file), &no_env, flags).unwrap();
+        assert_eq!(s.patent_focus.as_deref(), Some("cars"));
+        let s = Settings::resolve(None, &no_env, FlagOverrides::default()).unwrap();
+        assert_eq!(s.patent_focus, None, "the language's default applies");
     }
 
     #[test]

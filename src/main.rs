@@ -222,8 +222,9 @@ fn digest(cli: &Cli, args: &DigestArgs, display: &Display) -> anyhow::Result<Exi
     let request = DigestRequest {
         inputs: args.inputs.clone(),
         out: args.out.clone(),
-        format: args.format,
+        formats: args.format.clone(),
         date: args.date,
+        reuse_summaries: !args.regenerate,
     };
     let outcome = app::run_digest(&request, &settings, display)?;
     let failed = outcome
@@ -233,9 +234,19 @@ fn digest(cli: &Cli, args: &DigestArgs, display: &Display) -> anyhow::Result<Exi
         .filter(|p| p.error.is_some())
         .count();
     if !cli.quiet {
+        let written: Vec<String> = outcome
+            .written
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let reused = if outcome.reused > 0 {
+            format!(", {} reused from the summary cache", outcome.reused)
+        } else {
+            String::new()
+        };
         eprintln!(
-            "wrote {} ({} papers, {} failed)",
-            outcome.written.display(),
+            "wrote {} ({} papers, {} failed{reused})",
+            written.join(", "),
             outcome.digest.papers.len(),
             failed
         );

@@ -231,8 +231,45 @@ fn a_paper_without_its_pdf_stays_in_the_digest_with_the_reason() {
     let cache = work.path().join("cache");
     let model = tiny_model(work.path());
     let out = work.path().join("digest.md");
-    let run = digest_with_tiny_model(&fx, &cache, &model, &out, &["--date", DAY]);
+    let run = digest_with_tiny_model(
+        &fx,
+        &cache,
+        &model,
+        &out,
+        &["--date", DAY, "--format", "md,json"],
+    );
     assert_eq!(run.status.code(), Some(3), "{}", text(&run));
+    // The JSON keeps the failed paper's entry, with its metadata, links and reason.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.with_extension("json")).unwrap())
+            .unwrap();
+    let papers = json["papers"].as_array().expect("papers");
+    assert_eq!(papers.len(), DAY_IDS.len());
+    let failed: Vec<&serde_json::Value> = papers.iter().filter(|p| !p["error"].is_null()).collect();
+    assert_eq!(failed.len(), 1, "{json}");
+    assert_eq!(
+        failed[0]["links"]["arxiv_abs"],
+        format!("https://arxiv.org/abs/{}", DAY_IDS[1])
+    );
+    assert!(failed[0]["main_problem"].is_null() && failed[0]["grounding"].is_null());
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("PDF")
+    );
+    for paper in papers.iter().filter(|p| p["error"].is_null()) {
+        let grounding = &paper["grounding"];
+        assert!(
+            grounding["grounded"].as_u64() <= grounding["numbers"].as_u64(),
+            "{paper}"
+        );
+        assert_eq!(
+            paper["patent_ideas"].as_array().map(Vec::len),
+            Some(3),
+            "{paper}"
+        );
+    }
     let md = std::fs::read_to_string(&out).unwrap();
     assert_eq!(
         md.matches("### Main Problem:").count(),

@@ -181,6 +181,9 @@ fn run_digest(lang: &str, out: &Path) {
         .arg("--out")
         .arg(out)
         .arg(example_pdf())
+        // A cache of its own: the summary cache must not answer for the model.
+        .arg("--cache-dir")
+        .arg(out.with_extension("cache"))
         .env("PAPERDIGEST_CONFIG", out.with_extension("no-config.toml"))
         .status()
         .expect("run paperdigest");
@@ -203,5 +206,18 @@ fn digest_of_the_example_paper_in_both_languages() {
         let md = std::fs::read_to_string(&out).expect("digest written");
         eprintln!("{md}");
         check_format(&md, expected);
+        // Language fidelity: no character of a script the language does not use, anywhere
+        // (the title line's emoji are the reference format's own).
+        let policy = paperdigest::digest::ScriptPolicy::for_lang(lang.parse().expect("lang"));
+        let body: String = md.lines().skip(1).collect::<Vec<_>>().join("\n");
+        let foreign: Vec<char> = policy
+            .foreign_chars(&body)
+            .into_iter()
+            .filter(|c| *c != '📰')
+            .collect();
+        assert!(
+            foreign.is_empty(),
+            "foreign characters {foreign:?} in:\n{md}"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! Chooses what of a paper the model reads, under a token budget. Sections are ranked by how
 //! much they tell a summary (abstract, introduction, conclusion, results, method, the rest),
-//! taken whole while they fit, and the first that does not fit is cut at a sentence boundary.
-//! The chosen sections are then put back in reading order. The paper is never cut blindly.
+//! taken whole while they fit, and a section that does not fit is cut at a sentence boundary,
+//! keeping its table and figure captions (they state what the results are) within half its
+//! room. The chosen sections are then put back in reading order. The paper is never cut
+//! blindly: not inside a sentence, and not at an abbreviation such as `Fig. 3` or `et al.`.
 
 /// The parts of a paper that context selection works on.
 #[derive(Debug, Clone)]
@@ -92,7 +94,7 @@ pub fn select_context(
             chosen.push((piece.order, piece.text.clone()));
             selected.included.push(piece.label.clone());
         } else if room >= MIN_PARTIAL_TOKENS {
-            let cut = cut_to_budget(&piece.text, room, count_tokens);
+            let cut = cut_keeping_captions(&piece.text, room, count_tokens);
             if cut.is_empty() {
                 selected.dropped.push(piece.label.clone());
             } else {
@@ -169,6 +171,69 @@ fn rank_heading(heading: &str, appendix: bool) -> u8 {
     }
 }
 
+/// A section cut to `budget` tokens: its captions first (in order, within half the budget),
+/// then the longest run of whole sentences from its start that fits in the rest, then the
+/// captions. The heading (the first line) stays even when no sentence fits.
+fn cut_keeping_captions(text: &str, budget: usize, count_tokens: &dyn Fn(&str) -> usize) -> String {
+    let (body, captions) = split_captions(text);
+    if captions.is_empty() {
+        return cut_to_budget(text, budget, count_tokens);
+    }
+    let mut kept = Vec::new();
+    let mut used = 0;
+    for caption in captions {
+        let tokens = count_tokens(caption) + 2;
+        if used + tokens <= budget / 2 {
+            kept.push(caption);
+            used += tokens;
+        }
+    }
+    let mut out = cut_to_budget(&body, budget.saturating_sub(used), count_tokens);
+    if out.is_empty() && !kept.is_empty() {
+        out = text.lines().next().unwrap_or_default().to_string();
+    }
+    for caption in kept {
+        if !out.is_empty() {
+            out.push_str("\n\n");
+        }
+        out.push_str(caption);
+    }
+    out
+}
+
+/// The paragraphs of `text` that are table or figure captions ("Table 2: ...", "Figure 3.",
+/// "Fig. 4 |", "TABLE IV"), and the text without them.
+fn split_captions(text: &str) -> (String, Vec<&str>) {
+    let mut body: Vec<&str> = Vec::new();
+    let mut captions = Vec::new();
+    for paragraph in text.split("\n\n") {
+        if is_caption(paragraph.trim_start()) {
+            captions.push(paragraph.trim());
+        } else {
+            body.push(paragraph);
+        }
+    }
+    (body.join("\n\n"), captions)
+}
+
+fn is_caption(paragraph: &str) -> bool {
+    let Some(rest) = ["Table", "TABLE", "Figure", "FIGURE", "Fig.", "Tab."]
+        .iter()
+        .find_map(|label| paragraph.strip_prefix(label))
+    else {
+        return false;
+    };
+    let rest = rest.trim_start();
+    let number = rest
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, 'I' | 'V' | 'X')))
+        .unwrap_or(rest.len());
+    number > 0
+        && rest[number..]
+            .trim_start_matches(|c: char| c.is_ascii_lowercase() && c != ' ')
+            .trim_start()
+            .starts_with([':', '.', '|', '—', '-'])
+}
+
 /// The longest run of whole sentences from the start of `text` that fits in `budget` tokens.
 fn cut_to_budget(text: &str, budget: usize, count_tokens: &dyn Fn(&str) -> usize) -> String {
     let ends: Vec<usize> = sentence_ends(text);
@@ -189,15 +254,23 @@ fn cut_to_budget(text: &str, budget: usize, count_tokens: &dyn Fn(&str) -> usize
     }
 }
 
-/// Byte offsets just past each sentence end (`.`, `!`, `?` followed by white space, or a line
-/// break ending a paragraph), plus the end of the text.
+/// Byte offsets just past each sentence end (`.`, `!`, `?` followed by white space and not
+/// by a lowercase word, and not after an abbreviation or an initial; or a line break ending a
+/// paragraph), plus the end of the text.
 fn sentence_ends(text: &str) -> Vec<usize> {
     let mut ends = Vec::new();
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         let next = chars.peek().map(|&(_, n)| n);
         let is_end = match c {
-            '.' | '!' | '?' | '。' => next.is_none_or(char::is_whitespace),
+            '.' => {
+                next.is_none_or(char::is_whitespace)
+                    && !after_abbreviation(&text[..i])
+                    && !text[i + 1..]
+                        .trim_start()
+                        .starts_with(|n: char| n.is_lowercase())
+            }
+            '!' | '?' | '。' => next.is_none_or(char::is_whitespace),
             '\n' => next == Some('\n'),
             _ => false,
         };
@@ -209,6 +282,22 @@ fn sentence_ends(text: &str) -> Vec<usize> {
         ends.push(text.len());
     }
     ends
+}
+
+/// Whether the word just before a period is an abbreviation (`Fig`, `et al`, `e.g`) or an
+/// initial (`J`), after which the period does not end the sentence.
+fn after_abbreviation(before: &str) -> bool {
+    const ABBREVIATIONS: &[&str] = &[
+        "fig", "figs", "eq", "eqs", "tab", "sec", "secs", "al", "e.g", "i.e", "vs", "cf", "approx",
+        "resp", "no", "ref", "refs", "dr", "prof", "ch", "app", "alg", "thm", "def", "lemma",
+        "prop", "cor",
+    ];
+    let word = before
+        .rsplit(|c: char| c.is_whitespace() || c == '(' || c == '[')
+        .next()
+        .unwrap_or_default();
+    let single_capital = word.chars().count() == 1 && word.chars().all(char::is_uppercase);
+    single_capital || ABBREVIATIONS.contains(&word.to_lowercase().as_str())
 }
 
 #[cfg(test)]
@@ -292,5 +381,62 @@ mod tests {
         let text = "A b. C d? E\n\nF 3.5 g";
         let ends = sentence_ends(text);
         assert_eq!(ends, vec![4, 9, 12, text.len()]);
+    }
+
+    #[test]
+    fn abbreviations_and_initials_do_not_end_sentences() {
+        let text = "As Fig. 3 shows, Smith et al. report gains, e.g. in speed. J. Doe agrees. End";
+        let cut: Vec<&str> = sentence_ends(text)
+            .windows(2)
+            .map(|w| text[w[0]..w[1]].trim())
+            .collect();
+        assert_eq!(cut, ["J. Doe agrees.", "End"]);
+        assert_eq!(
+            &text[..sentence_ends(text)[0]],
+            "As Fig. 3 shows, Smith et al. report gains, e.g. in speed."
+        );
+    }
+
+    #[test]
+    fn captions_are_recognised() {
+        let cases = [
+            ("Table 2: Accuracy on GSM8K.", true),
+            ("Figure 10. Loss curves", true),
+            ("Fig. 4 | Overview", true),
+            ("TABLE IV: Results", true),
+            ("Figure 3a: Ablation", true),
+            ("Table 2 shows that our method wins.", false),
+            ("Tables are useful.", false),
+            ("Figure out the answer: no.", false),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(is_caption(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_trimmed_results_section_keeps_its_captions() {
+        let filler = "We ran many experiments on the benchmark. ".repeat(30);
+        let results = format!(
+            "{filler}\n\nTable 2: Accuracy of GDPO and GRPO on AIME, 6.3 points apart.\n\n{filler}\n\nFigure 3: Training reward over steps."
+        );
+        let paper = PaperText {
+            abstract_text: Some("We propose GDPO."),
+            sections: vec![section("4 Experiments", &results)],
+        };
+        let got = select_context(&paper, 80, &words);
+        assert_eq!(got.trimmed, ["4 Experiments"]);
+        assert!(
+            got.text.contains("Table 2: Accuracy of GDPO"),
+            "{}",
+            got.text
+        );
+        assert!(
+            got.text.contains("Figure 3: Training reward"),
+            "{}",
+            got.text
+        );
+        assert!(got.text.contains("4 Experiments\nWe ran"), "{}", got.text);
+        assert!(got.tokens <= 80, "{}", got.tokens);
     }
 }

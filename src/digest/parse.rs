@@ -155,7 +155,15 @@ fn drop_unfinished_sentence(text: &str) -> String {
     if trimmed.ends_with(['.', '!', '?']) {
         return trimmed.to_string();
     }
-    match trimmed.rfind(['.', '!', '?']) {
+    // A sentence ends at `.`, `!` or `?` before white space: the point of `91.2` does not.
+    let end = trimmed
+        .char_indices()
+        .filter(|&(i, c)| {
+            matches!(c, '.' | '!' | '?') && trimmed[i + 1..].starts_with(char::is_whitespace)
+        })
+        .map(|(i, _)| i)
+        .next_back();
+    match end {
         Some(at) => trimmed[..=at].to_string(),
         // Keep at least something: a single unfinished sentence stays, with an ellipsis.
         None => format!("{trimmed}…"),
@@ -180,6 +188,12 @@ mod tests {
                 "Bài báo giải quyết Y.",
             ),
             ("It works. Then it was cut in the mid", true, "It works."),
+            ("It works. Accuracy reaches 91.2% on the", true, "It works."),
+            (
+                "Accuracy reaches 91.2% on the",
+                true,
+                "Accuracy reaches 91.2% on the…",
+            ),
             (
                 "Only an unfinished sentence here",
                 true,

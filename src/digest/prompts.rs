@@ -30,7 +30,20 @@ impl SectionKind {
         SectionKind::PatentIdeas,
     ];
 
-    /// The prompt file name (without `.txt`) and the name used in logs.
+    /// The prompt file of the section.
+    pub fn file(self) -> &'static str {
+        match self {
+            SectionKind::MainProblem => "main_problem.txt",
+            SectionKind::MainIdea => "main_idea.txt",
+            SectionKind::MainResults => "main_results.txt",
+            SectionKind::Conclusion => "conclusion.txt",
+            SectionKind::Tags => "tags.txt",
+            SectionKind::PaperIdeas => "paper_ideas.txt",
+            SectionKind::PatentIdeas => "patent_ideas.txt",
+        }
+    }
+
+    /// The name used in logs and timings (the prompt file name without `.txt`).
     pub fn name(self) -> &'static str {
         match self {
             SectionKind::MainProblem => "main_problem",
@@ -62,51 +75,107 @@ pub struct PromptSet {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
+    #[error("prompt folder {path} does not exist or is not a folder")]
+    NoDir { path: PathBuf },
     #[error("cannot read prompt file {path}: {source}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("prompt file {name} has no [instruction] part")]
-    NoInstruction { name: String },
-    #[error("prompt file {name}: the paper template must contain {{text}}")]
-    NoTextPlaceholder { name: String },
+    #[error("prompt file {origin} is malformed: {reason}")]
+    Malformed { origin: String, reason: String },
+}
+
+/// The prompt files of a language, in the order they are read.
+pub const PROMPT_FILES: [&str; 9] = [
+    "system.txt",
+    "paper.txt",
+    "main_problem.txt",
+    "main_idea.txt",
+    "main_results.txt",
+    "conclusion.txt",
+    "tags.txt",
+    "paper_ideas.txt",
+    "patent_ideas.txt",
+];
+
+/// Where one prompt text came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Origin {
+    Builtin(&'static str),
+    File(PathBuf),
+}
+
+impl Origin {
+    fn describe(&self) -> String {
+        match self {
+            Origin::Builtin(file) => format!("built-in prompts/{file}"),
+            Origin::File(path) => path.display().to_string(),
+        }
+    }
 }
 
 impl PromptSet {
-    /// Loads the prompts of `lang`: each file from `override_dir` when it is there, else the
-    /// built-in text. `patent_focus` fills `{patent_focus}`.
+    /// Loads the prompts of `lang`: each file from `override_dir` (as `DIR/<lang>/<file>` or
+    /// `DIR/<file>`) when it is there, else the built-in text. `patent_focus` fills
+    /// `{patent_focus}`. A folder that does not exist, and a file that is malformed (no
+    /// `[instruction]`, an unknown `[part]`, an unknown `{placeholder}`, an empty system
+    /// message, a paper template without `{text}`), are errors naming the file; a `.txt`
+    /// file in the folder that paperdigest does not read is worth a warning (a misspelt name
+    /// would otherwise be silently ignored).
     pub fn load(
         lang: Lang,
         override_dir: Option<&Path>,
         patent_focus: &str,
     ) -> Result<PromptSet, PromptError> {
-        let read = |file: &str| -> Result<String, PromptError> {
+        if let Some(dir) = override_dir {
+            if !dir.is_dir() {
+                return Err(PromptError::NoDir {
+                    path: dir.to_path_buf(),
+                });
+            }
+            warn_unknown_files(dir, lang);
+        }
+        let read = |file: &'static str| -> Result<(String, Origin), PromptError> {
             if let Some(dir) = override_dir {
                 for candidate in [dir.join(lang.code()).join(file), dir.join(file)] {
                     if candidate.is_file() {
-                        return std::fs::read_to_string(&candidate).map_err(|source| {
+                        let text = std::fs::read_to_string(&candidate).map_err(|source| {
                             PromptError::Read {
                                 path: candidate.clone(),
                                 source,
                             }
-                        });
+                        })?;
+                        tracing::info!(file = %candidate.display(), "prompt file overridden");
+                        return Ok((text, Origin::File(candidate)));
                     }
                 }
             }
-            Ok(builtin(lang, file).to_string())
+            Ok((
+                builtin(lang, file).to_string(),
+                Origin::Builtin(builtin_path(lang, file)),
+            ))
         };
-        let system = strip_comments(&read("system.txt")?).trim().to_string();
-        let paper = strip_comments(&read("paper.txt")?).trim().to_string();
+        let (system, origin) = read("system.txt")?;
+        let system = strip_comments(&system).trim().to_string();
+        check_placeholders(&system, &["patent_focus"], &origin)?;
+        if system.is_empty() {
+            return Err(malformed(&origin, "the system message is empty"));
+        }
+        let system = system.replace("{patent_focus}", patent_focus);
+        let (paper, origin) = read("paper.txt")?;
+        let paper = strip_comments(&paper).trim().to_string();
+        check_placeholders(&paper, &["title", "authors", "text"], &origin)?;
         if !paper.contains("{text}") {
-            return Err(PromptError::NoTextPlaceholder {
-                name: "paper.txt".into(),
-            });
+            return Err(malformed(
+                &origin,
+                "the paper template must contain {text}, where the paper goes",
+            ));
         }
         let mut sections = Vec::new();
         for kind in SectionKind::ALL {
-            let name = format!("{}.txt", kind.name());
-            let mut prompt = parse_section(&read(&name)?, &name)?;
+            let (text, origin) = read(kind.file())?;
+            let mut prompt = parse_section(&text, &origin)?;
             prompt.instruction = prompt.instruction.replace("{patent_focus}", patent_focus);
             prompt.answer_prefix = prompt.answer_prefix.replace("{patent_focus}", patent_focus);
             sections.push((kind, prompt));
@@ -172,14 +241,78 @@ fn strip_comments(text: &str) -> String {
         .join("\n")
 }
 
-fn parse_section(text: &str, name: &str) -> Result<SectionPrompt, PromptError> {
+fn malformed(origin: &Origin, reason: impl Into<String>) -> PromptError {
+    PromptError::Malformed {
+        origin: origin.describe(),
+        reason: reason.into(),
+    }
+}
+
+/// Every `{name}` in `text` must be one of `allowed` (a misspelt placeholder would otherwise
+/// reach the model verbatim).
+fn check_placeholders(text: &str, allowed: &[&str], origin: &Origin) -> Result<(), PromptError> {
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if name_len > 0 && after[name_len..].starts_with('}') {
+            let name = &after[..name_len];
+            if !allowed.contains(&name) {
+                let list: Vec<String> = allowed.iter().map(|a| format!("{{{a}}}")).collect();
+                return Err(malformed(
+                    origin,
+                    format!(
+                        "unknown placeholder {{{name}}} (this file may use {})",
+                        list.join(", ")
+                    ),
+                ));
+            }
+        }
+        rest = after;
+    }
+    Ok(())
+}
+
+fn parse_section(text: &str, origin: &Origin) -> Result<SectionPrompt, PromptError> {
     const INSTRUCTION: &str = "[instruction]";
     const ANSWER: &str = "[answer]";
     let text = strip_comments(text);
-    let no_instruction = || PromptError::NoInstruction {
-        name: name.to_string(),
-    };
-    let start = text.find(INSTRUCTION).ok_or_else(no_instruction)?;
+    // A line that is only `[word]` is a part marker: only the two known ones are allowed,
+    // each once, instruction first.
+    let mut seen = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let is_marker = line.len() > 2
+            && line.starts_with('[')
+            && line.ends_with(']')
+            && line[1..line.len() - 1]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ' ');
+        if !is_marker {
+            continue;
+        }
+        if line != INSTRUCTION && line != ANSWER {
+            return Err(malformed(
+                origin,
+                format!("unknown part {line} (expected {INSTRUCTION} and {ANSWER})"),
+            ));
+        }
+        if seen.contains(&line) {
+            return Err(malformed(origin, format!("{line} appears twice")));
+        }
+        seen.push(line);
+    }
+    let start = text
+        .find(INSTRUCTION)
+        .ok_or_else(|| malformed(origin, format!("it has no {INSTRUCTION} part")))?;
+    if !text[..start].trim().is_empty() {
+        return Err(malformed(
+            origin,
+            format!("text before {INSTRUCTION} would be ignored"),
+        ));
+    }
     let rest = &text[start + INSTRUCTION.len()..];
     let (instruction, answer) = match rest.find(ANSWER) {
         Some(at) => (&rest[..at], &rest[at + ANSWER.len()..]),
@@ -187,12 +320,61 @@ fn parse_section(text: &str, name: &str) -> Result<SectionPrompt, PromptError> {
     };
     let instruction = instruction.trim();
     if instruction.is_empty() {
-        return Err(no_instruction());
+        return Err(malformed(
+            origin,
+            format!("its {INSTRUCTION} part is empty"),
+        ));
     }
+    check_placeholders(instruction, &["patent_focus"], origin)?;
+    check_placeholders(answer, &["patent_focus"], origin)?;
     Ok(SectionPrompt {
         instruction: instruction.to_string(),
         answer_prefix: answer.trim().to_string(),
     })
+}
+
+/// Warns about `.txt` files in a prompt folder that no prompt is read from.
+fn warn_unknown_files(dir: &Path, lang: Lang) {
+    for folder in [dir.to_path_buf(), dir.join(lang.code())] {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".txt") && !PROMPT_FILES.contains(&name.as_str()) {
+                tracing::warn!(
+                    file = %entry.path().display(),
+                    known = PROMPT_FILES.join(", "),
+                    "prompt folder has a file paperdigest does not read"
+                );
+            }
+        }
+    }
+}
+
+fn builtin_path(lang: Lang, file: &'static str) -> &'static str {
+    macro_rules! paths {
+        ($($name:literal),*) => {
+            match (lang, file) {
+                $(
+                    (Lang::Vi, $name) => concat!("vi/", $name),
+                    (Lang::En, $name) => concat!("en/", $name),
+                )*
+                _ => "?",
+            }
+        };
+    }
+    paths!(
+        "system.txt",
+        "paper.txt",
+        "main_problem.txt",
+        "main_idea.txt",
+        "main_results.txt",
+        "conclusion.txt",
+        "tags.txt",
+        "paper_ideas.txt",
+        "patent_ideas.txt"
+    )
 }
 
 fn builtin(lang: Lang, file: &str) -> &'static str {
@@ -242,16 +424,17 @@ mod tests {
 
     #[test]
     fn section_file_parts() {
+        let t = Origin::Builtin("t");
         let parsed = parse_section(
             "# comment\n[instruction]\nDo X.\nThen Y.\n\n[answer]\nThe paper\n",
-            "t",
+            &t,
         )
         .unwrap();
         assert_eq!(parsed.instruction, "Do X.\nThen Y.");
         assert_eq!(parsed.answer_prefix, "The paper");
-        let no_answer = parse_section("[instruction]\nOnly this.", "t").unwrap();
+        let no_answer = parse_section("[instruction]\nOnly this.", &t).unwrap();
         assert_eq!(no_answer.answer_prefix, "");
-        assert!(parse_section("just text", "t").is_err());
+        assert!(parse_section("just text", &t).is_err());
     }
 
     #[test]
@@ -271,6 +454,90 @@ mod tests {
         let builtin = PromptSet::load(Lang::En, None, "x").unwrap();
         assert_eq!(set.system, builtin.system);
         assert_ne!(set.fingerprint(), builtin.fingerprint());
+    }
+
+    #[test]
+    fn malformed_override_files_are_clear_errors_naming_the_file() {
+        let cases = [
+            (
+                "main_idea.txt",
+                "Just a request.",
+                "has no [instruction] part",
+            ),
+            (
+                "main_idea.txt",
+                "[instruction]\nAbout {titel}.",
+                "unknown placeholder {titel}",
+            ),
+            (
+                "main_idea.txt",
+                "[instrcution]\nDo it.",
+                "unknown part [instrcution]",
+            ),
+            (
+                "main_idea.txt",
+                "[instruction]\n\n[answer]\nThe",
+                "[instruction] part is empty",
+            ),
+            (
+                "main_idea.txt",
+                "[instruction]\nA\n[instruction]\nB",
+                "appears twice",
+            ),
+            (
+                "main_idea.txt",
+                "Intro.\n[instruction]\nA",
+                "text before [instruction]",
+            ),
+            ("paper.txt", "Title: {title}", "must contain {text}"),
+            (
+                "paper.txt",
+                "{text} by {author}",
+                "unknown placeholder {author}",
+            ),
+            (
+                "system.txt",
+                "# only a comment\n",
+                "system message is empty",
+            ),
+        ];
+        for (file, content, expected) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(file), content).unwrap();
+            let err = PromptSet::load(Lang::En, Some(dir.path()), "x")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{file} {content:?}: {err}");
+            assert!(
+                err.contains(&dir.path().join(file).display().to_string()),
+                "{err}"
+            );
+        }
+        let missing = Path::new("/nonexistent/prompts");
+        let err = PromptSet::load(Lang::Vi, Some(missing), "x").unwrap_err();
+        assert!(matches!(err, PromptError::NoDir { .. }), "{err}");
+        assert!(err.to_string().contains("/nonexistent/prompts"), "{err}");
+    }
+
+    #[test]
+    fn patent_focus_reaches_both_languages_and_the_fingerprint() {
+        for lang in [Lang::Vi, Lang::En] {
+            let default = PromptSet::load(lang, None, default_patent_focus(lang)).unwrap();
+            let patent = &default.section(SectionKind::PatentIdeas).instruction;
+            assert!(patent.contains(default_patent_focus(lang)), "{patent}");
+            assert!(!patent.contains("{patent_focus}"), "{patent}");
+            let medical = PromptSet::load(lang, None, "medical devices").unwrap();
+            assert!(
+                medical
+                    .section(SectionKind::PatentIdeas)
+                    .instruction
+                    .contains("medical devices")
+            );
+            assert_ne!(default.fingerprint(), medical.fingerprint());
+        }
+        let vi = PromptSet::load(Lang::Vi, None, "x").unwrap();
+        let en = PromptSet::load(Lang::En, None, "x").unwrap();
+        assert_ne!(vi.fingerprint(), en.fingerprint());
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! renderers read only these types.
 
 use chrono::{NaiveDate, NaiveDateTime};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+pub use super::grounding::Grounding;
 use crate::paper::{Lang, PaperMeta};
 
 /// The sections a model writes for one paper, parsed and cleaned.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub main_problem: String,
     pub main_idea: String,
@@ -18,16 +19,40 @@ pub struct Summary {
     pub patent_ideas: Vec<String>,
 }
 
-/// Token counts and wall-clock seconds of each stage of one paper.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// Token counts and wall-clock seconds of each stage of one paper, in this run: a summary
+/// reused from the cache has `cached` set and no prefill or generation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PaperTimings {
     pub extract_secs: f64,
+    /// Tokens of the paper text the model read (after context selection).
     pub context_tokens: usize,
+    /// Tokens fed to the model: the shared prefix once, then each section's own prompt
+    /// suffix, forced answer starts and list marks.
     pub prefill_tokens: usize,
     pub prefill_secs: f64,
+    /// The shared prefix (system message, paper, start of the request), prefilled once.
+    #[serde(default)]
+    pub shared_prefix_tokens: usize,
     pub generated_tokens: usize,
     pub generate_secs: f64,
     pub total_secs: f64,
+    /// The summary came from the summary cache: nothing was generated.
+    #[serde(default)]
+    pub cached: bool,
+    /// Each section's share of the work, in generation order.
+    #[serde(default)]
+    pub sections: Vec<SectionTiming>,
+}
+
+/// One digest section's prefill, generation and tries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SectionTiming {
+    pub name: String,
+    pub prefill_tokens: usize,
+    pub generated_tokens: usize,
+    pub secs: f64,
+    /// Generations run for the section: one per prose try, list item try or tag try.
+    pub tries: usize,
 }
 
 impl PaperTimings {
@@ -48,6 +73,16 @@ fn rate(tokens: usize, secs: f64) -> f64 {
     }
 }
 
+/// How well one summary kept to the script of its language.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LanguageFidelity {
+    /// Characters of every section checked.
+    pub chars: usize,
+    /// Of those, characters of scripts the language does not use (the decoding masks keep
+    /// this at 0; anything else is a bug worth reporting).
+    pub foreign_chars: usize,
+}
+
 /// One paper in the digest: its metadata, and either a summary or the reason there is none.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PaperDigest {
@@ -55,6 +90,9 @@ pub struct PaperDigest {
     pub summary: Option<Summary>,
     pub error: Option<String>,
     pub timings: PaperTimings,
+    /// Numbers of Main Results found in the paper (with a summary only).
+    pub grounding: Option<Grounding>,
+    pub language_fidelity: Option<LanguageFidelity>,
 }
 
 /// A whole digest: the day it covers, how it was made, and its papers in order.

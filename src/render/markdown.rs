@@ -94,6 +94,9 @@ fn write_prose(out: &mut String, heading: &str, text: &str) {
 }
 
 fn write_bullets(out: &mut String, items: &[String]) {
+    if items.is_empty() {
+        out.push_str("- N/A\n");
+    }
     for item in items {
         let _ = writeln!(out, "- {}", one_line(item));
     }
@@ -182,6 +185,8 @@ mod tests {
                 summary: with_summary.then_some(summary),
                 error: (!with_summary).then(|| "PDF could not be read".to_string()),
                 timings: PaperTimings::default(),
+                grounding: None,
+                language_fidelity: None,
             }],
         }
     }
