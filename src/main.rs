@@ -165,8 +165,12 @@ fn generate(cli: &Cli, args: &GenerateArgs, display: &Display) -> anyhow::Result
     let resolved = app::resolve_model(&settings, display)?;
     let device: DeviceChoice = settings.device.parse()?;
     let spinner = display.spinner(format!("loading {}", resolved.path.display()));
-    let engine = Engine::load(&resolved.path, &LoadOptions { device })
-        .with_context(|| format!("cannot load model {}", resolved.path.display()))?;
+    let engine = Engine::load(&resolved.path, &LoadOptions { device }).map_err(|source| {
+        tools::ToolError::Model {
+            path: resolved.path.clone(),
+            source,
+        }
+    })?;
     spinner.finish_and_clear();
     let request = tools::GenerateRequest {
         prompt,
@@ -184,8 +188,7 @@ fn generate(cli: &Cli, args: &GenerateArgs, display: &Display) -> anyhow::Result
     let json = args.json;
     let outcome = tools::generate_text(&engine, &resolved.path, &request, &mut |text| {
         if !json {
-            // A closed pipe is not worth failing the generation for; the text is also
-            // returned whole below.
+            // A closed pipe (`| head`) is not worth failing the generation for.
             let _ = stdout.write_all(text.as_bytes());
             let _ = stdout.flush();
         }
