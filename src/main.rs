@@ -165,10 +165,10 @@ fn generate(cli: &Cli, args: &GenerateArgs, display: &Display) -> anyhow::Result
     let resolved = app::resolve_model(&settings, display)?;
     let device: DeviceChoice = settings.device.parse()?;
     let spinner = display.spinner(format!("loading {}", resolved.path.display()));
-    let engine = Engine::load(&resolved.path, &LoadOptions { device }).map_err(|source| {
+    let engine = Engine::load(&resolved.path, &LoadOptions { device }).map_err(|error| {
         tools::ToolError::Model {
             path: resolved.path.clone(),
-            source,
+            error,
         }
     })?;
     spinner.finish_and_clear();
