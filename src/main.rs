@@ -174,8 +174,10 @@ fn generate(cli: &Cli, args: &GenerateArgs, display: &Display) -> anyhow::Result
         // Unset: the trained length; cache pages are only touched as positions fill.
         context: args.model.max_context,
     };
-    let engine = Engine::load(&resolved.path, &load)
-        .with_context(|| format!("cannot load model {}", resolved.path.display()))?;
+    let engine = Engine::load(&resolved.path, &load).map_err(|error| tools::ToolError::Model {
+        path: resolved.path.clone(),
+        error,
+    })?;
     spinner.finish_and_clear();
     let request = tools::GenerateRequest {
         prompt,
@@ -193,8 +195,7 @@ fn generate(cli: &Cli, args: &GenerateArgs, display: &Display) -> anyhow::Result
     let json = args.json;
     let outcome = tools::generate_text(&engine, &resolved.path, &request, &mut |text| {
         if !json {
-            // A closed pipe is not worth failing the generation for; the text is also
-            // returned whole below.
+            // A closed pipe (`| head`) is not worth failing the generation for.
             let _ = stdout.write_all(text.as_bytes());
             let _ = stdout.flush();
         }

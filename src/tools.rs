@@ -13,29 +13,26 @@ use crate::llm::{
 };
 
 /// Why a `tokenize` or `generate` command failed.
+///
+/// Each message already contains its cause, so no variant chains a `source` (the binary prints
+/// error chains, which would repeat it).
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
     /// The input file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The input file is not UTF-8 text.
-    #[error("{path} is not UTF-8 text: {source}")]
+    #[error("{path} is not UTF-8 text: {error}")]
     NotUtf8 {
         path: PathBuf,
-        #[source]
-        source: std::string::FromUtf8Error,
+        error: std::string::FromUtf8Error,
     },
     /// The model file could not be read or used.
-    #[error("{}", name_once(path, source))]
-    Model {
-        path: PathBuf,
-        #[source]
-        source: LlmError,
-    },
+    #[error("{}", name_once(path, error))]
+    Model { path: PathBuf, error: LlmError },
     /// Nothing to continue from.
     #[error(
         "the prompt is empty and the model adds no BOS token: there is nothing to continue from"
@@ -65,13 +62,13 @@ pub fn read_input(text: Option<&str>, file: Option<&Path>) -> Result<String, Too
     match (text, file) {
         (Some(text), _) => Ok(text.to_string()),
         (None, Some(path)) => {
-            let bytes = std::fs::read(path).map_err(|source| ToolError::Read {
+            let bytes = std::fs::read(path).map_err(|error| ToolError::Read {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
-            String::from_utf8(bytes).map_err(|source| ToolError::NotUtf8 {
+            String::from_utf8(bytes).map_err(|error| ToolError::NotUtf8 {
                 path: path.to_path_buf(),
-                source,
+                error,
             })
         }
         // clap requires one of the two; an empty text is what nothing means.
@@ -81,9 +78,9 @@ pub fn read_input(text: Option<&str>, file: Option<&Path>) -> Result<String, Too
 
 /// Builds the tokenizer of a GGUF file from its header alone (the weights are not read).
 pub fn load_tokenizer(model: &Path) -> Result<GgufTokenizer, ToolError> {
-    let wrap = |source| ToolError::Model {
+    let wrap = |error| ToolError::Model {
         path: model.to_path_buf(),
-        source,
+        error,
     };
     let gguf = GgufFile::open(model).map_err(wrap)?;
     GgufTokenizer::from_gguf(&gguf).map_err(wrap)
@@ -142,9 +139,9 @@ pub fn generate_text(
     request: &GenerateRequest,
     on_text: &mut dyn FnMut(&str),
 ) -> Result<GenerateOutcome, ToolError> {
-    let wrap = |source| ToolError::Model {
+    let wrap = |error| ToolError::Model {
         path: model.to_path_buf(),
-        source,
+        error,
     };
     let ids = prompt_tokens(engine, &request.prompt, request.raw).map_err(wrap)?;
     if ids.is_empty() {
