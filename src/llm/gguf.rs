@@ -3,7 +3,9 @@
 //!
 //! Opening a file validates it up front so a damaged download fails here with a message that
 //! names the file, not later inside the model code: the magic and header must parse, and every
-//! tensor's bytes must lie inside the file (a truncated copy is caught at open).
+//! tensor's bytes must lie inside the file (a truncated copy is caught at open). Before candle
+//! reads the header, a bounded pre-scan (`limits`) refuses absurd counts, lengths and
+//! alignments, so a hostile header cannot make candle allocate gigabytes.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -14,6 +16,8 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file::{Content, Value};
 
 use super::error::{LlmError, panic_message};
+
+mod limits;
 
 /// A summary of a model file, enough to show to a user or to key a cache.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -55,6 +59,13 @@ impl GgufFile {
         let file = File::open(path).map_err(io_err)?;
         let file_size = file.metadata().map_err(io_err)?.len();
         let mut reader = BufReader::new(file);
+        // candle allocates what the header declares: sizes are checked against limits first.
+        let invalid = |reason| LlmError::InvalidGguf {
+            path: path.to_path_buf(),
+            reason,
+        };
+        limits::check_header(&mut reader, file_size).map_err(invalid)?;
+        reader.rewind().map_err(io_err)?;
         // candle's header reader is bounds-checked, but an alignment of 0 divides by zero in it:
         // look for that first, so that the user sees an error rather than a panic message.
         if skim_alignment(&mut reader, file_size) == Some(0) {
