@@ -65,6 +65,8 @@ pub(crate) struct RawDoc {
 
 /// Loads `bytes` and captures the glyphs of at most `max_pages` pages.
 pub(crate) fn capture(bytes: &[u8], source: &str, max_pages: usize) -> Result<RawDoc, PdfError> {
+    // Before lopdf inflates anything: no decompression bombs, no absurd object counts.
+    let raw_scan = super::limits::scan_raw(bytes, source)?;
     let mut doc = match guarded(|| LoDocument::load_mem(bytes)) {
         Ok(Ok(doc)) => doc,
         Ok(Err(e)) => {
@@ -88,6 +90,15 @@ pub(crate) fn capture(bytes: &[u8], source: &str, max_pages: usize) -> Result<Ra
         });
     }
 
+    match guarded(|| super::limits::check_loaded(&doc, &raw_scan, source, max_pages)) {
+        Ok(checked) => checked?,
+        Err(panic) => {
+            return Err(PdfError::Malformed {
+                source_name: source.to_string(),
+                reason: format!("cannot check the document's size: {panic}"),
+            });
+        }
+    }
     let pages = match guarded(|| doc.get_pages()) {
         Ok(pages) if !pages.is_empty() => pages,
         Ok(_) => {
@@ -142,16 +153,27 @@ pub(crate) fn capture_doc(doc: &LoDocument, source: &str, max_pages: usize) -> R
         ));
     }
 
+    let mut glyphs_left = super::MAX_GLYPHS;
     for &number in page_numbers.iter().take(max_pages) {
-        let mut dev = Collector::default();
+        let mut dev = Collector {
+            limit: glyphs_left.min(super::MAX_GLYPHS_PER_PAGE),
+            ..Collector::default()
+        };
         let positioned = guarded(|| pdf_extract::output_doc_page(doc, &mut dev, number));
         let failure = match positioned {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(format!("{e:?}")),
             Err(panic) => Some(format!("crash: {panic}")),
         };
+        if dev.dropped > 0 {
+            out.warnings.push(format!(
+                "{source}: page {number}: {} characters past the limit were skipped",
+                dev.dropped
+            ));
+        }
         let mut page = dev.page.unwrap_or_default();
         page.number = number;
+        glyphs_left = glyphs_left.saturating_sub(page.glyphs.len());
         if let Some(why) = failure {
             tracing::debug!(source, page = number, %why, "positioned extraction failed");
             // A half-captured page would mix with the fallback text; use one or the other.
@@ -247,10 +269,13 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-/// The `OutputDev` that records glyphs of one page.
+/// The `OutputDev` that records glyphs of one page, at most `limit` of them.
 #[derive(Default)]
 struct Collector {
     page: Option<RawPage>,
+    limit: usize,
+    /// Glyphs past the limit, not recorded.
+    dropped: usize,
     /// Page box origin and top, to move glyphs into top-left page space.
     llx: f64,
     ury: f64,
@@ -296,6 +321,10 @@ impl OutputDev for Collector {
         let up = (trm.m21 * trm.m21 + trm.m22 * trm.m22).sqrt();
         let size = (font_size * up).abs();
         if !size.is_finite() || size <= 0.0 || !trm.m31.is_finite() || !trm.m32.is_finite() {
+            return Ok(());
+        }
+        if page.glyphs.len() >= self.limit {
+            self.dropped += 1;
             return Ok(());
         }
         let upright = trm.m11 > 0.0 && trm.m12.abs() <= 0.1 * trm.m11 && trm.m22 > 0.0;

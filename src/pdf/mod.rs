@@ -4,12 +4,14 @@
 //! Submodules, in pipeline order: `forms` (rewrites pages so pdf-extract places figure text
 //! correctly) and `glyphs` (the only code that runs pdf-extract, panic-guarded) -> `layout` (words, lines, columns, reading order, running headers) ->
 //! `clean` (ligatures, bad characters, hyphenation) -> `meta` (stamp, title, authors) and
-//! `structure` (abstract, headings, sections).
+//! `structure` (abstract, headings, sections). `limits` checks a file against size limits
+//! (decompression bombs, object and page counts) before the PDF libraries allocate for it.
 
 mod clean;
 mod forms;
 mod glyphs;
 mod layout;
+mod limits;
 mod meta;
 mod structure;
 #[cfg(test)]
@@ -20,6 +22,9 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+pub use limits::{
+    MAX_OBJECTS, MAX_PAGE_CONTENT, MAX_PAGE_TREE, MAX_STREAM_INFLATED, MAX_TOTAL_INFLATED,
+};
 pub use meta::find_arxiv_id;
 
 /// Fewer letters than this in the whole file means there is no text layer worth reading.
@@ -30,6 +35,10 @@ pub const EXTRACTOR_VERSION: u32 = 2;
 pub const MAX_BYTES: u64 = 100 * 1024 * 1024;
 /// Pages read at most; later pages are skipped with a warning (papers put what matters first).
 pub const MAX_PAGES: usize = 150;
+/// Characters kept from one page (dense pages have under 10 000); the rest is skipped.
+pub const MAX_GLYPHS_PER_PAGE: usize = 100_000;
+/// Characters kept from the whole file; later pages are skipped.
+pub const MAX_GLYPHS: usize = 2_000_000;
 
 /// What was extracted from one paper.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -83,6 +92,9 @@ pub enum PdfError {
     NoText { source_name: String, pages: usize },
     #[error("{source_name} is a malformed PDF: {reason}")]
     Malformed { source_name: String, reason: String },
+    /// A safety limit against hostile files (decompression bombs, absurd object counts).
+    #[error("{source_name} exceeds a safety limit: {what}")]
+    Limit { source_name: String, what: String },
     #[error("{source_name} is too large: {bytes} bytes (limit {limit})")]
     TooLarge {
         source_name: String,
