@@ -265,6 +265,7 @@ impl HttpClient {
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
+        crate::store::remove_stale_temps(dest);
         let tmp = crate::store::temp_sibling(dest);
         let bar = self.progress_bar(
             response.content_length(),

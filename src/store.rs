@@ -31,6 +31,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     if let Some(parent) = tmp.parent() {
         std::fs::create_dir_all(parent).map_err(err)?;
     }
+    remove_stale_temps(path);
     let result = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;
@@ -57,6 +58,52 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
         .unwrap_or_else(|| "out".to_string());
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     parent.join(format!(".{file_name}.{}.{n}.tmp", std::process::id()))
+}
+
+/// Removes the temporary files that writers of `path` killed mid-write left beside it (see
+/// [`temp_sibling`]): those of processes that no longer run. Temporary files of this process
+/// and of live ones are left alone. Only on Linux, where `/proc` tells which processes run.
+pub fn remove_stale_temps(path: &Path) {
+    let (Some(parent), Some(file_name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    remove_stale_temps_in(parent, &format!(".{}.", file_name.to_string_lossy()));
+}
+
+/// Removes the dead writers' temporary files in `dir` whose names start with `prefix`.
+fn remove_stale_temps_in(dir: &Path, prefix: &str) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        // `<prefix>...<pid>.<n>.tmp`, read from the end.
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.starts_with(prefix))
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|rest| rest.rsplit_once('.'))
+            .filter(|(_, n)| digits(n))
+            .and_then(|(head, _)| head.rsplit_once('.'))
+            .map(|(_, pid)| pid)
+            .filter(|pid| digits(pid))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The hex SHA-256 of `bytes`: a key for entries derived from content (e.g. a local PDF's text).
@@ -143,6 +190,29 @@ impl Cache {
     /// other unsafe characters in either part are replaced by `_`.
     pub fn entry_path(&self, kind: &str, name: &str) -> PathBuf {
         self.root.join(sanitize(kind)).join(sanitize(name))
+    }
+
+    /// Removes what writers killed mid-write left in the cache: temporary files of processes
+    /// that no longer run (entries themselves are only ever replaced whole). Run once per
+    /// command; cheap (one listing per folder).
+    pub fn sweep_stale_temps(&self) {
+        let Ok(kinds) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for kind in kinds.filter_map(Result::ok).map(|e| e.path()) {
+            if !kind.is_dir() {
+                continue;
+            }
+            remove_stale_temps_in(&kind, ".");
+            // PDFs sit one level deeper, in a folder per paper.
+            if kind.file_name().is_some_and(|n| n == "pdf")
+                && let Ok(papers) = std::fs::read_dir(&kind)
+            {
+                for paper in papers.filter_map(Result::ok).map(|e| e.path()) {
+                    remove_stale_temps_in(&paper, ".");
+                }
+            }
+        }
     }
 
     /// The bytes of an entry; `Ok(None)` when it is not cached.
@@ -234,6 +304,54 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["out.md"]);
+    }
+
+    #[test]
+    fn temporaries_of_dead_writers_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.md");
+        // A pid above the kernel's maximum never runs; this process and pid 1 always do.
+        let dead = dir.path().join(".out.md.4194305.0.tmp");
+        let mine = temp_sibling(&path);
+        let live = dir.path().join(".out.md.1.3.tmp");
+        let other_file = dir.path().join(".other.md.4194305.0.tmp");
+        for p in [&dead, &mine, &live, &other_file] {
+            std::fs::write(p, b"half").unwrap();
+        }
+        write_atomic(&path, b"whole").unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        let mut want = vec![
+            ".out.md.1.3.tmp".to_string(),
+            ".other.md.4194305.0.tmp".to_string(),
+            mine.file_name().unwrap().to_string_lossy().into_owned(),
+            "out.md".to_string(),
+        ];
+        want.sort();
+        assert_eq!(names, want);
+    }
+
+    #[test]
+    fn a_sweep_removes_dead_writers_temporaries_everywhere_in_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path());
+        let id: ArxivId = "2601.05242v2".parse().unwrap();
+        let pdf = cache.pdf_path(&id);
+        let text = cache.entry_path("text", "k.json");
+        write_atomic(&pdf, b"%PDF-").unwrap();
+        write_atomic(&text, b"{}").unwrap();
+        let dead_pdf = pdf.with_file_name(".v2.pdf.4194305.7.tmp");
+        let dead_text = text.with_file_name(".k.json.4194305.0.tmp");
+        let live = text.with_file_name(".k.json.1.0.tmp");
+        for p in [&dead_pdf, &dead_text, &live] {
+            std::fs::write(p, b"half").unwrap();
+        }
+        cache.sweep_stale_temps();
+        assert!(!dead_pdf.exists() && !dead_text.exists());
+        assert!(live.exists() && pdf.exists() && text.exists());
     }
 
     #[test]
