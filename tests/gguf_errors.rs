@@ -87,6 +87,7 @@ fn load_and_run(path: &Path) -> Result<(), LlmError> {
         path,
         &LoadOptions {
             device: DeviceChoice::Cpu,
+            context: None,
         },
     )?;
     let mut session = engine.new_session()?;
