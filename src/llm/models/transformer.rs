@@ -439,7 +439,7 @@ impl Decoder {
             };
             t.squeeze(0)
         };
-        let q = (rope(q)? * hyper.attention_scale as f64)?;
+        let q = rope(q)?;
         let k = rope(k)?;
         let v = v.transpose(0, 1)?.contiguous()?;
         cache.k.slice_set(&k, 1, position)?;
@@ -455,7 +455,8 @@ impl Decoder {
         let group = hyper.heads / hyper.kv_heads;
         // Stack the queries that share a KV head so one batched matmul per KV head does all.
         let q = q.reshape((hyper.kv_heads, group * seq, hd))?;
-        let scores = q.matmul(&keys.t()?)?;
+        // Scaled after the product, as llama.cpp's attention does.
+        let scores = (q.matmul(&keys.t()?)? * hyper.attention_scale as f64)?;
         let span = end - start;
         let needs_mask = seq > 1 || block.window.is_some_and(|w| span > w);
         let scores = if needs_mask {
