@@ -254,6 +254,7 @@ pub fn run_fetch(
     display: &Display,
 ) -> Result<FetchReport, AppError> {
     let cache = paper_cache(settings)?;
+    cache.sweep_stale_temps();
     let jobs = gather_papers(inputs, date, &|| remote(settings, display))?;
     let papers = jobs
         .into_iter()
@@ -276,7 +277,14 @@ pub struct DigestOutcome {
     pub written: Vec<PathBuf>,
     /// Papers whose summary came from the summary cache.
     pub reused: usize,
+    /// A stop was requested (Ctrl-C) before every paper was done: the papers not done carry
+    /// [`STOPPED`] as their error; finished ones are in the digest and the summary cache.
+    pub interrupted: bool,
 }
+
+/// The reason given for a paper a stopped run did not finish.
+pub const STOPPED: &str =
+    "not summarised: the run was stopped first; run the same command again to finish it";
 
 /// The registry with the user's extra entries, and the store, as the settings say.
 pub fn model_catalog(settings: &Settings) -> Result<(Registry, ModelStore), AppError> {
@@ -293,7 +301,7 @@ pub fn model_catalog(settings: &Settings) -> Result<(Registry, ModelStore), AppE
 
 pub fn resolve_options(settings: &Settings, display: &Display) -> ResolveOptions {
     ResolveOptions {
-        offline: false,
+        offline: settings.offline,
         hf_endpoint: settings.hf_endpoint.clone(),
         hf_token: settings.hf_token.clone(),
         show_progress: display.bars,
@@ -348,6 +356,9 @@ pub fn run_digest(
     // The cache is optional for local-only runs: without one, extraction and summaries are
     // just not kept.
     let cache = paper_cache(settings).ok();
+    if let Some(cache) = &cache {
+        cache.sweep_stale_temps();
+    }
     let summaries = cache.clone().map(SummaryCache::new);
 
     let needs_model = jobs.iter().any(|job| job.pdf.is_ok());
@@ -382,6 +393,10 @@ pub fn run_digest(
     let mut papers = Vec::with_capacity(total);
     let mut reused = 0;
     for (index, job) in jobs.into_iter().enumerate() {
+        if crate::resume::stop_requested() {
+            papers.push(failed(job.meta, STOPPED.to_string(), Instant::now()));
+            continue;
+        }
         let mut progress = PaperProgress::new(display, format!("[{}/{total}] ", index + 1));
         let started = Instant::now();
         let paper = match (&model, job.pdf) {
@@ -449,10 +464,15 @@ pub fn run_digest(
         crate::store::write_atomic(&path, format.render(&digest).as_bytes())?;
         written.push(path);
     }
+    let interrupted = digest
+        .papers
+        .iter()
+        .any(|p| p.error.as_deref() == Some(STOPPED));
     Ok(DigestOutcome {
         digest,
         written,
         reused,
+        interrupted,
     })
 }
 
@@ -594,6 +614,9 @@ fn digest_one<'w>(
                 grounding: Some(written.grounding),
                 language_fidelity: Some(written.language_fidelity),
             })
+        }
+        Err(crate::digest::WriterError::Interrupted) => {
+            Ok(failed(meta, STOPPED.to_string(), started))
         }
         Err(error) => Ok(failed(meta, error.to_string(), started)),
     }

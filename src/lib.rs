@@ -16,6 +16,7 @@ pub mod paper;
 pub mod pdf;
 pub mod progress;
 pub mod render;
+pub mod resume;
 pub mod sources;
 pub mod store;
 pub mod tools;

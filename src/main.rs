@@ -1,6 +1,6 @@
 //! The `paperdigest` binary: parses the command line, resolves settings, calls the library,
 //! and maps results to output and exit codes (0 ok, 1 error, 2 bad command line,
-//! 3 done but some papers failed).
+//! 3 done but some papers failed, 130 stopped by Ctrl-C with finished papers kept).
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -22,12 +22,26 @@ use paperdigest::tools;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
-    match run(cli) {
+    let code = match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(1)
         }
+    };
+    report_peak_memory();
+    code
+}
+
+/// With `PAPERDIGEST_PEAK_MEMORY` set, prints the process's peak resident memory (VmHWM, on
+/// Linux) at exit: tests use it to check that hostile input is refused without spending memory.
+fn report_peak_memory() {
+    if std::env::var_os("PAPERDIGEST_PEAK_MEMORY").is_none() {
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(peak) = status.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
+        eprintln!("peak memory: {}", peak.trim());
     }
 }
 
@@ -227,7 +241,32 @@ fn digest(cli: &Cli, args: &DigestArgs, display: &Display) -> anyhow::Result<Exi
         date: args.date,
         reuse_summaries: !args.regenerate,
     };
+    // Ctrl-C stops after the current section, keeping finished papers.
+    if let Err(error) = paperdigest::resume::install_ctrlc_handler() {
+        tracing::warn!(%error, "Ctrl-C will end the run at once");
+    }
     let outcome = app::run_digest(&request, &settings, display)?;
+    if outcome.interrupted {
+        let papers = &outcome.digest.papers;
+        let stopped = papers
+            .iter()
+            .filter(|p| p.error.as_deref() == Some(app::STOPPED))
+            .count();
+        let written: Vec<String> = outcome
+            .written
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        eprintln!(
+            "interrupted: {} of {} papers were finished and are kept in {} and in the cache.\n\
+             To finish, run the same command again (finished papers are not redone):\n  {}",
+            papers.len() - stopped,
+            papers.len(),
+            written.join(", "),
+            command_line()
+        );
+        return Ok(ExitCode::from(130));
+    }
     let failed = outcome
         .digest
         .papers
@@ -359,4 +398,22 @@ fn bench_speed(cli: &Cli, args: &BenchSpeedArgs, display: &Display) -> anyhow::R
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// This process's command line, quoted for a POSIX shell where needed.
+fn command_line() -> String {
+    std::env::args()
+        .map(|arg| {
+            let plain = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+".contains(c));
+            if plain {
+                arg
+            } else {
+                format!("'{}'", arg.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

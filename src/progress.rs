@@ -82,6 +82,10 @@ impl Observer for PaperProgress {
             .set_message(format!("{}: {tokens} tokens, {tok_s:.1} tok/s", self.stage));
     }
 
+    fn cancelled(&self) -> bool {
+        crate::resume::stop_requested()
+    }
+
     fn text(&mut self, piece: &str) {
         if self.stream_text {
             let mut err = std::io::stderr().lock();

@@ -39,6 +39,10 @@ pub trait Observer {
     fn stage(&mut self, _stage: &str) {}
     fn generated(&mut self, _tokens: usize, _tok_s: f64) {}
     fn text(&mut self, _piece: &str) {}
+    /// Whether the writer should stop (Ctrl-C); checked before the prefill and each section.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// An observer that ignores everything.
@@ -55,6 +59,9 @@ pub enum WriterError {
         "the model's context ({context} tokens) is too small for the prompt scaffolding ({needed} tokens)"
     )]
     ContextTooSmall { context: usize, needed: usize },
+    /// The observer asked to stop (Ctrl-C) before the summary was finished.
+    #[error("stopped before the summary was finished")]
+    Interrupted,
 }
 
 /// Room for the longest section instruction and answer lead beyond the answer itself.
@@ -215,6 +222,9 @@ impl<'e> Writer<'e> {
             )?);
         }
         let shared = common_prefix_len(&prompts_tokens);
+        if observer.cancelled() {
+            return Err(WriterError::Interrupted);
+        }
         observer.stage(&format!("prefill {shared} tokens"));
         let mut base = engine.new_session()?;
         let started = Instant::now();
@@ -244,6 +254,9 @@ impl<'e> Writer<'e> {
             tries: 0,
         };
         for (kind, tokens) in SectionKind::ALL.into_iter().zip(&prompts_tokens) {
+            if writer.observer.cancelled() {
+                return Err(WriterError::Interrupted);
+            }
             writer.observer.stage(kind.name());
             let before = (
                 writer.timings.prefill_tokens,

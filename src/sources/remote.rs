@@ -77,6 +77,8 @@ pub enum SourceError {
     NotCached { what: String, path: PathBuf },
     #[error(transparent)]
     Cache(#[from] StoreError),
+    #[error("not fetched: the run was stopped")]
+    Stopped,
 }
 
 /// The remote sources, the client that reaches them and the cache that keeps what they gave.
@@ -264,6 +266,13 @@ impl Remote {
     fn fetch_one(&self, paper: RemotePaper, bar: &indicatif::ProgressBar) -> FetchedPaper {
         if let Some(id) = &paper.meta.arxiv_id {
             bar.set_message(id.to_string());
+        }
+        if crate::resume::stop_requested() {
+            bar.inc(1);
+            return FetchedPaper {
+                paper,
+                pdf: Err(SourceError::Stopped),
+            };
         }
         if !self.client.is_offline() {
             self.store_paper(&paper);
