@@ -214,7 +214,18 @@ pub fn gather_papers(
 /// Extracts a PDF, through the cache when there is one: the entry is keyed by the PDF's bytes
 /// and the extractor version, so a changed file or extractor is extracted again.
 pub fn extract_cached(cache: Option<&Cache>, pdf: &Path) -> Result<Document, String> {
-    let bytes = std::fs::read(pdf).map_err(|e| format!("cannot read {}: {e}", pdf.display()))?;
+    let cannot_read = |e: std::io::Error| format!("cannot read {}: {e}", pdf.display());
+    // A huge local file is refused before it is read into memory.
+    let size = std::fs::metadata(pdf).map_err(cannot_read)?.len();
+    if size > crate::pdf::MAX_BYTES {
+        return Err(crate::pdf::PdfError::TooLarge {
+            source_name: pdf.display().to_string(),
+            bytes: size,
+            limit: crate::pdf::MAX_BYTES,
+        }
+        .to_string());
+    }
+    let bytes = std::fs::read(pdf).map_err(cannot_read)?;
     let entry = cache.map(|cache| {
         let name = format!(
             "{}.v{}.json",
@@ -693,5 +704,13 @@ mod tests {
         let not_pdf = dir.path().join("x.pdf");
         std::fs::write(&not_pdf, b"<html>captcha</html>").unwrap();
         assert!(extract_cached(Some(&cache), &not_pdf).is_err());
+        // A file over the limit is refused from its size, before it is read (sparse here).
+        let huge = dir.path().join("huge.pdf");
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(crate::pdf::MAX_BYTES + 1)
+            .unwrap();
+        let err = extract_cached(Some(&cache), &huge).unwrap_err();
+        assert!(err.contains("huge.pdf is too large"), "{err}");
     }
 }
