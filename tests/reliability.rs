@@ -830,7 +830,11 @@ fn prompt_injection_cannot_change_the_digest_format() {
 
 /// How to run a command with no network: `unshare` into a network namespace with no
 /// interfaces (a user namespace first when not root), if this machine allows it.
+/// `PAPERDIGEST_TEST_NO_NAMESPACE` forces the fallback, to test it where namespaces work.
 fn no_network_prefix() -> Result<Vec<&'static str>, String> {
+    if std::env::var_os("PAPERDIGEST_TEST_NO_NAMESPACE").is_some() {
+        return Err("PAPERDIGEST_TEST_NO_NAMESPACE is set".to_string());
+    }
     let mut why = Vec::new();
     for prefix in [vec!["unshare", "-rn"], vec!["unshare", "-n"]] {
         match Command::new(prefix[0])
@@ -873,19 +877,23 @@ fn offline_digest_runs_without_any_network() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", listener.local_addr().unwrap())
     };
+    let prefix = no_network_prefix();
+    match &prefix {
+        Ok(prefix) => eprintln!("isolating with `{}`", prefix.join(" ")),
+        Err(why) => eprintln!(
+            "no network namespace here ({why}); falling back to proxies and endpoints at the \
+             closed port {closed}"
+        ),
+    }
     let isolated = |endpoint: &str, args: &[String]| -> (Option<i32>, String) {
-        let mut cmd = match no_network_prefix() {
+        let mut cmd = match &prefix {
             Ok(prefix) => {
                 let mut cmd = Command::new(prefix[0]);
                 cmd.args(&prefix[1..])
                     .arg(env!("CARGO_BIN_EXE_paperdigest"));
                 cmd
             }
-            Err(why) => {
-                eprintln!(
-                    "no network namespace here ({why}); falling back to proxies and endpoints \
-                     at the closed port {closed}"
-                );
+            Err(_) => {
                 let mut cmd = Command::new(env!("CARGO_BIN_EXE_paperdigest"));
                 for var in [
                     "HTTP_PROXY",
@@ -908,7 +916,7 @@ fn offline_digest_runs_without_any_network() {
         }
         Watched::spawn(cmd.args(args)).finish()
     };
-    let endpoint = if no_network_prefix().is_ok() {
+    let endpoint = if prefix.is_ok() {
         fx.url()
     } else {
         closed.clone()
