@@ -355,6 +355,18 @@ fn hostile_pdfs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             ),
             "page 1 has content streams that inflate to more than 64 MiB",
         ),
+        (
+            "predictor-row.pdf",
+            page_pdf(
+                "4 0 R",
+                stream(
+                    "/Filter /FlateDecode /DecodeParms << /Predictor 12 /Columns 2000000000 \
+                     /Colors 4 >>",
+                    zlib_zero_bomb(1),
+                ),
+            ),
+            "declares predictor rows of 8000000000 bytes",
+        ),
         ("many-pages.pdf", many_pages, "more than 20000 pages"),
         ("many-objects.pdf", many_objects, "objects (limit 1000000)"),
     ]

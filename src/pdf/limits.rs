@@ -31,6 +31,9 @@ pub const MAX_TOTAL_INFLATED: u64 = 1 << 30;
 pub const MAX_PAGE_CONTENT: u64 = 64 << 20;
 /// The most indirect objects a file may have (papers have thousands; books tens of thousands).
 pub const MAX_OBJECTS: usize = 1_000_000;
+/// The longest row a PNG predictor may declare (lopdf allocates it before decoding; real
+/// images have rows of at most some hundred kilobytes).
+pub const MAX_PREDICTOR_ROW: u64 = 4 << 20;
 /// The most pages a page tree may list (only [`super::MAX_PAGES`] are read).
 pub const MAX_PAGE_TREE: usize = 20_000;
 
@@ -106,6 +109,22 @@ pub(crate) fn scan_raw(bytes: &[u8], source: &str) -> Result<RawScan, PdfError> 
                 ));
             }
         }
+        if let Some(row) = dict.as_ref().and_then(|d| d.predictor_row)
+            && row > MAX_PREDICTOR_ROW
+            && dict.as_ref().is_some_and(|d| {
+                d.filters
+                    .iter()
+                    .any(|f| matches!(f, Filter::Flate | Filter::Lzw))
+            })
+        {
+            return Err(too_much(
+                source,
+                format!(
+                    "the stream at byte {at} declares predictor rows of {row} bytes (limit \
+                     {MAX_PREDICTOR_ROW})"
+                ),
+            ));
+        }
         let budget = MAX_STREAM_INFLATED.min(MAX_TOTAL_INFLATED - scan.inflated);
         let inflated = if encrypted {
             // Encrypted data cannot be decoded here. Object streams are expanded by lopdf at
@@ -179,6 +198,10 @@ pub(crate) fn check_loaded(
     let mut sizes: std::collections::HashMap<lopdf::ObjectId, u64> = Default::default();
     let mut measure = |id: lopdf::ObjectId, stream: &lopdf::Stream| -> u64 {
         *sizes.entry(id).or_insert_with(|| {
+            // A predictor row past its limit counts as a stream past the limit.
+            if predictor_row_of(&stream.dict).is_some_and(|row| row > MAX_PREDICTOR_ROW) {
+                return u64::MAX;
+            }
             decoded_size(
                 &stream.content,
                 &filters_of(&stream.dict),
@@ -231,6 +254,42 @@ pub(crate) fn check_loaded(
         }
     }
     Ok(())
+}
+
+/// The row buffer lopdf's PNG predictor allocates (twice, before reading any data) for these
+/// /DecodeParms values, computed without overflow; `None` without a PNG predictor.
+fn predictor_row(
+    predictor: Option<u64>,
+    columns: Option<u64>,
+    colors: Option<u64>,
+    bits: Option<u64>,
+) -> Option<u64> {
+    if !(10..=15).contains(&predictor?) {
+        return None;
+    }
+    let columns = u128::from(columns.unwrap_or(1).max(1));
+    let colors = u128::from(colors.unwrap_or(1).max(1));
+    let bits = u128::from(bits.unwrap_or(8).max(8));
+    let row = columns.saturating_mul(colors).saturating_mul(bits) / 8;
+    Some(u64::try_from(row).unwrap_or(u64::MAX))
+}
+
+/// The predictor row of a loaded stream's dictionary (lopdf reads only a direct dictionary).
+fn predictor_row_of(dict: &lopdf::Dictionary) -> Option<u64> {
+    let params = dict.get(b"DecodeParms").and_then(Object::as_dict).ok()?;
+    let get = |key: &[u8]| {
+        params
+            .get(key)
+            .and_then(Object::as_i64)
+            .ok()
+            .map(|n| u64::try_from(n).unwrap_or(0))
+    };
+    predictor_row(
+        get(b"Predictor"),
+        get(b"Columns"),
+        get(b"Colors"),
+        get(b"BitsPerComponent"),
+    )
 }
 
 /// A stream filter lopdf can decode (it refuses every other, decoding nothing).
@@ -404,6 +463,8 @@ struct StreamDict {
     filters: Vec<Filter>,
     object_stream: bool,
     length: Option<Length>,
+    /// Bytes of one row the PNG predictor decoder allocates, when a predictor is set.
+    predictor_row: Option<u64>,
 }
 
 /// A stream's /Length: a number, or a reference to the object holding it.
@@ -470,6 +531,17 @@ fn parse_dict(text: &[u8]) -> Option<StreamDict> {
                 }
             }
             b"Type" => dict.object_stream = value == Value::Name(b"ObjStm".to_vec()),
+            b"DecodeParms" => {
+                if let Value::Numbers(numbers) = value {
+                    let get = |key: &[u8]| numbers.iter().find(|(k, _)| k == key).map(|(_, n)| *n);
+                    dict.predictor_row = predictor_row(
+                        get(b"Predictor"),
+                        get(b"Columns"),
+                        get(b"Colors"),
+                        get(b"BitsPerComponent"),
+                    );
+                }
+            }
             b"Length" => {
                 dict.length = match value {
                     Value::Number(n) => Some(Length::Direct(n)),
@@ -492,6 +564,8 @@ enum Value {
     Names(Vec<Vec<u8>>),
     Number(u64),
     Ref(u64, u64),
+    /// A dictionary's direct non-negative integer entries.
+    Numbers(Vec<(Vec<u8>, u64)>),
     Other,
 }
 
@@ -523,15 +597,32 @@ impl Tokens<'_> {
                 Value::Names(names)
             }
             Token::DictOpen => {
+                // Only the numbers directly in it are kept (the predictor parameters).
+                let mut numbers = Vec::new();
+                let mut key: Option<Vec<u8>> = None;
                 let mut depth = 1;
                 while depth > 0 {
                     match self.next()? {
-                        Token::ArrayOpen | Token::DictOpen => depth += 1,
+                        Token::ArrayOpen | Token::DictOpen => {
+                            depth += 1;
+                            key = None;
+                        }
                         Token::ArrayClose | Token::DictClose => depth -= 1,
-                        _ => {}
+                        Token::Name(name) if depth == 1 => {
+                            key = match key {
+                                Some(_) => None,
+                                None => Some(name),
+                            }
+                        }
+                        Token::Word(word) if depth == 1 => {
+                            if let (Some(k), Some(n)) = (key.take(), number(&word)) {
+                                numbers.push((k, n));
+                            }
+                        }
+                        _ => key = None,
                     }
                 }
-                Value::Other
+                Value::Numbers(numbers)
             }
             Token::Word(word) => match number(&word) {
                 Some(n) => {
@@ -765,17 +856,34 @@ mod tests {
         e.finish().unwrap()
     }
 
-    /// zlib of `n` zero bytes, made in pieces so the test never holds `n` bytes.
-    pub(crate) fn zlib_zeros(n: u64) -> Vec<u8> {
-        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
-        let block = vec![0u8; 1 << 20];
-        let mut left = n;
-        while left > 0 {
-            let k = left.min(block.len() as u64) as usize;
-            e.write_all(&block[..k]).unwrap();
-            left -= k as u64;
+    /// zlib data of `mib` MiB of zeros, built from one compressed MiB repeated (deflate blocks
+    /// flushed to a byte boundary chain), so a big bomb takes milliseconds to make.
+    pub(crate) fn zlib_zero_bomb(mib: u64) -> Vec<u8> {
+        use flate2::{Compress, Compression, FlushCompress};
+        let mut raw = Compress::new(Compression::best(), false);
+        let mut block = Vec::with_capacity(1 << 16);
+        raw.compress_vec(&vec![0u8; 1 << 20], &mut block, FlushCompress::Sync)
+            .unwrap();
+        let mut end = Vec::with_capacity(64);
+        raw.compress_vec(&[], &mut end, FlushCompress::Finish)
+            .unwrap();
+        let mut out = vec![0x78, 0xda];
+        for _ in 0..mib {
+            out.extend_from_slice(&block);
         }
-        e.finish().unwrap()
+        out.extend_from_slice(&end);
+        let n = mib << 20;
+        out.extend_from_slice(&((((n % 65521) << 16) | 1) as u32).to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn the_bomb_builder_makes_valid_zlib() {
+        let bomb = zlib_zero_bomb(3);
+        let mut out = Vec::new();
+        io::copy(&mut flate2::read::ZlibDecoder::new(&bomb[..]), &mut out).unwrap();
+        assert_eq!(out.len(), 3 << 20);
+        assert!(out.iter().all(|&b| b == 0));
     }
 
     /// What lopdf itself decodes `data` to with this /Filter.
@@ -876,6 +984,7 @@ mod tests {
                     filters: vec![Filter::Flate],
                     object_stream: false,
                     length: Some(Length::Ref(5, 0)),
+                    predictor_row: None,
                 }),
             ),
             (
@@ -884,6 +993,7 @@ mod tests {
                     filters: vec![Filter::Ascii85, Filter::Flate],
                     object_stream: true,
                     length: None,
+                    predictor_row: Some(1),
                 }),
             ),
             (
@@ -892,6 +1002,7 @@ mod tests {
                     filters: vec![Filter::Unsupported],
                     object_stream: false,
                     length: Some(Length::Direct(12)),
+                    predictor_row: None,
                 }),
             ),
             (b"<< /Filter /FlateDecode >> junk ", None),
@@ -920,28 +1031,29 @@ mod tests {
 
     #[test]
     fn raw_scan_refuses_bombs_in_any_dress() {
-        let bomb = zlib_zeros(MAX_STREAM_INFLATED + (1 << 20));
+        let bomb = zlib_zero_bomb((MAX_STREAM_INFLATED >> 20) + 1);
         let small = zlib(b"BT (ok) Tj ET");
-        let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        // (case, file, None when it passes or what the refusal says)
+        let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
             (
                 "a small stream",
                 one_stream("<< /Filter /FlateDecode >>", &small),
-                true,
+                None,
             ),
             (
                 "a flate bomb",
                 one_stream("<< /Filter /FlateDecode >>", &bomb),
-                false,
+                Some("decompression bomb"),
             ),
             (
                 "a bomb posing as an image",
                 one_stream("<< /Subtype /Image /Filter /FlateDecode >>", &bomb),
-                false,
+                Some("decompression bomb"),
             ),
             (
                 "a bomb behind an unreadable dictionary",
                 one_stream("<< /Filter /FlateDecode /X (unclosed >>", &bomb),
-                false,
+                Some("decompression bomb"),
             ),
             (
                 "a bomb in an encrypted object stream",
@@ -950,22 +1062,38 @@ mod tests {
                     f.extend_from_slice(b"trailer << /Encrypt 9 0 R >>");
                     f
                 },
-                false,
+                Some("an encrypted object stream could inflate"),
             ),
             (
                 "an unsupported filter decodes nothing",
                 one_stream("<< /Filter /JBIG2Decode >>", &bomb),
-                true,
+                None,
+            ),
+            (
+                "a predictor row of 8 GB",
+                one_stream(
+                    "<< /Filter /FlateDecode /DecodeParms << /Predictor 12 /Columns 2000000000 \
+                     /Colors 4 >> >>",
+                    &small,
+                ),
+                Some("predictor rows of 8000000000 bytes"),
+            ),
+            (
+                "an ordinary predictor",
+                one_stream(
+                    "<< /Filter /FlateDecode /DecodeParms << /Predictor 12 /Columns 5 >> >>",
+                    &small,
+                ),
+                None,
             ),
         ];
-        for (name, pdf, ok) in cases {
-            let got = scan_raw(&pdf, "t.pdf");
-            match (&got, ok) {
-                (Ok(_), true) => {}
-                (Err(PdfError::Limit { what, .. }), false) => {
-                    assert!(what.contains("MiB"), "{name}: {what}")
+        for (name, pdf, refusal) in cases {
+            match (scan_raw(&pdf, "t.pdf"), refusal) {
+                (Ok(_), None) => {}
+                (Err(PdfError::Limit { what, .. }), Some(expected)) => {
+                    assert!(what.contains(expected), "{name}: {what}")
                 }
-                _ => panic!("{name}: {got:?}"),
+                (got, _) => panic!("{name}: {got:?}"),
             }
         }
     }
