@@ -367,6 +367,20 @@ fn hostile_pdfs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             ),
             "declares predictor rows of 8000000000 bytes",
         ),
+        (
+            "five-million-operators.pdf",
+            page_pdf(
+                "4 0 R",
+                stream("/Filter /FlateDecode", {
+                    use std::io::Write;
+                    let mut z =
+                        flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+                    z.write_all(&b"q Q ".repeat(2_500_000)).unwrap();
+                    z.finish().unwrap()
+                }),
+            ),
+            "page 1 has more than 4000000 content tokens",
+        ),
         ("many-pages.pdf", many_pages, "more than 20000 pages"),
         ("many-objects.pdf", many_objects, "objects (limit 1000000)"),
     ]

@@ -29,6 +29,10 @@ pub const MAX_STREAM_INFLATED: u64 = 128 << 20;
 pub const MAX_TOTAL_INFLATED: u64 = 1 << 30;
 /// The most the content streams of one page may inflate to together.
 pub const MAX_PAGE_CONTENT: u64 = 64 << 20;
+/// The most tokens (operands and operators) one page's content may have: parsing keeps each
+/// as an object of some tens of bytes. Dense text pages have tens of thousands, heavy vector
+/// figures a few hundred thousand.
+pub const MAX_PAGE_TOKENS: u64 = 4_000_000;
 /// The most indirect objects a file may have (papers have thousands; books tens of thousands).
 pub const MAX_OBJECTS: usize = 1_000_000;
 /// The longest row a PNG predictor may declare (lopdf allocates it before decoding; real
@@ -235,11 +239,28 @@ pub(crate) fn check_loaded(
     if pages > MAX_PAGE_TREE {
         return Err(too_much(source, format!("more than {MAX_PAGE_TREE} pages")));
     }
+    let mut stats: std::collections::HashMap<lopdf::ObjectId, (u64, u64)> = Default::default();
     for (number, page) in doc.page_iter().take(max_pages).enumerate() {
-        let mut total = 0u64;
+        let (mut total, mut tokens) = (0u64, 0u64);
         for id in doc.get_page_contents(page) {
             if let Ok(Object::Stream(stream)) = doc.get_object(id) {
-                total = total.saturating_add(measure(id, stream));
+                let (size, count) = *stats.entry(id).or_insert_with(|| {
+                    if predictor_row_of(&stream.dict).is_some_and(|row| row > MAX_PREDICTOR_ROW) {
+                        return (u64::MAX, 0);
+                    }
+                    content_stats(&stream.content, &filters_of(&stream.dict), MAX_PAGE_CONTENT)
+                });
+                total = total.saturating_add(size);
+                tokens = tokens.saturating_add(count);
+            }
+            if tokens > MAX_PAGE_TOKENS {
+                return Err(too_much(
+                    source,
+                    format!(
+                        "page {} has more than {MAX_PAGE_TOKENS} content tokens to parse",
+                        number + 1
+                    ),
+                ));
             }
             if total > MAX_PAGE_CONTENT {
                 return Err(too_much(
@@ -350,8 +371,30 @@ fn worst_case(filters: &[Filter], len: u64) -> u64 {
 /// stopping past `limit` (then the result is above `limit`). Like lopdf, a decoder error ends
 /// the stream with what was decoded so far, and an unsupported filter decodes nothing.
 pub(crate) fn decoded_size(data: &[u8], filters: &[Filter], limit: u64) -> u64 {
+    decode_chain(data, filters, limit, None).0
+}
+
+/// Like [`decoded_size`], also counting the content-stream tokens of the output (a stream
+/// without filters is counted as it is): `(bytes, tokens)`.
+fn content_stats(data: &[u8], filters: &[Filter], limit: u64) -> (u64, u64) {
+    if filters.is_empty() {
+        let mut tokens = Tokens::counter();
+        tokens.feed(data);
+        return (data.len() as u64, tokens.count);
+    }
+    let mut tokens = Tokens::counter();
+    let size = decode_chain(data, filters, limit, Some(&mut tokens)).0;
+    (size, tokens.count)
+}
+
+fn decode_chain(
+    data: &[u8],
+    filters: &[Filter],
+    limit: u64,
+    mut tokens: Option<&mut TokenCount>,
+) -> (u64, ()) {
     if filters.is_empty() || filters.contains(&Filter::Unsupported) {
-        return 0;
+        return (0, ());
     }
     let mut input: std::borrow::Cow<[u8]> = std::borrow::Cow::Borrowed(data);
     for (i, filter) in filters.iter().enumerate() {
@@ -360,21 +403,54 @@ pub(crate) fn decoded_size(data: &[u8], filters: &[Filter], limit: u64) -> u64 {
             kept: (!last).then(Vec::new),
             count: 0,
             limit,
+            tokens: if last { tokens.take() } else { None },
         };
         decode(*filter, &input, &mut sink);
         if sink.count > limit {
-            return sink.count;
+            return (sink.count, ());
         }
         match sink.kept {
             Some(kept) => input = std::borrow::Cow::Owned(kept),
-            None => return sink.count,
+            None => return (sink.count, ()),
         }
     }
-    0
+    (0, ())
+}
+
+/// Counts tokens (runs of non-delimiter bytes, and delimiters) in a content stream fed in
+/// pieces: about one per operand or operator, which is what parsing it costs.
+struct TokenCount {
+    count: u64,
+    in_word: bool,
+}
+
+impl TokenCount {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if is_space(b) {
+                self.in_word = false;
+            } else if is_delimiter(b) {
+                self.count += 1;
+                self.in_word = false;
+            } else if !self.in_word {
+                self.count += 1;
+                self.in_word = true;
+            }
+        }
+    }
+}
+
+impl Tokens<'_> {
+    fn counter() -> TokenCount {
+        TokenCount {
+            count: 0,
+            in_word: false,
+        }
+    }
 }
 
 /// Runs one decoder into `sink`; errors (including the sink's "over the limit") end it.
-fn decode(filter: Filter, input: &[u8], sink: &mut Bounded) {
+fn decode(filter: Filter, input: &[u8], sink: &mut Bounded<'_>) {
     match filter {
         Filter::Flate => {
             if input.is_empty() {
@@ -394,7 +470,7 @@ fn decode(filter: Filter, input: &[u8], sink: &mut Bounded) {
 }
 
 /// lopdf's ASCII85 decoding, writing into the sink.
-fn ascii85(input: &[u8], sink: &mut Bounded) {
+fn ascii85(input: &[u8], sink: &mut Bounded<'_>) {
     let body = input.strip_suffix(b"~>").unwrap_or(input);
     let (mut buffer, mut count) = (0u32, 0usize);
     for &ch in body {
@@ -434,13 +510,14 @@ fn ascii85(input: &[u8], sink: &mut Bounded) {
 }
 
 /// Counts what is written, keeps it when asked, and fails once past the limit.
-struct Bounded {
+struct Bounded<'a> {
     kept: Option<Vec<u8>>,
     count: u64,
     limit: u64,
+    tokens: Option<&'a mut TokenCount>,
 }
 
-impl Write for Bounded {
+impl Write for Bounded<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.count = self.count.saturating_add(buf.len() as u64);
         if self.count > self.limit {
@@ -448,6 +525,9 @@ impl Write for Bounded {
         }
         if let Some(kept) = &mut self.kept {
             kept.extend_from_slice(buf);
+        }
+        if let Some(tokens) = &mut self.tokens {
+            tokens.feed(buf);
         }
         Ok(buf.len())
     }
