@@ -371,19 +371,19 @@ fn worst_case(filters: &[Filter], len: u64) -> u64 {
 /// stopping past `limit` (then the result is above `limit`). Like lopdf, a decoder error ends
 /// the stream with what was decoded so far, and an unsupported filter decodes nothing.
 pub(crate) fn decoded_size(data: &[u8], filters: &[Filter], limit: u64) -> u64 {
-    decode_chain(data, filters, limit, None).0
+    decode_chain(data, filters, limit, None)
 }
 
 /// Like [`decoded_size`], also counting the content-stream tokens of the output (a stream
 /// without filters is counted as it is): `(bytes, tokens)`.
 fn content_stats(data: &[u8], filters: &[Filter], limit: u64) -> (u64, u64) {
     if filters.is_empty() {
-        let mut tokens = Tokens::counter();
+        let mut tokens = TokenCount::new();
         tokens.feed(data);
         return (data.len() as u64, tokens.count);
     }
-    let mut tokens = Tokens::counter();
-    let size = decode_chain(data, filters, limit, Some(&mut tokens)).0;
+    let mut tokens = TokenCount::new();
+    let size = decode_chain(data, filters, limit, Some(&mut tokens));
     (size, tokens.count)
 }
 
@@ -392,9 +392,9 @@ fn decode_chain(
     filters: &[Filter],
     limit: u64,
     mut tokens: Option<&mut TokenCount>,
-) -> (u64, ()) {
+) -> u64 {
     if filters.is_empty() || filters.contains(&Filter::Unsupported) {
-        return (0, ());
+        return 0;
     }
     let mut input: std::borrow::Cow<[u8]> = std::borrow::Cow::Borrowed(data);
     for (i, filter) in filters.iter().enumerate() {
@@ -407,14 +407,14 @@ fn decode_chain(
         };
         decode(*filter, &input, &mut sink);
         if sink.count > limit {
-            return (sink.count, ());
+            return sink.count;
         }
         match sink.kept {
             Some(kept) => input = std::borrow::Cow::Owned(kept),
-            None => return (sink.count, ()),
+            None => return sink.count,
         }
     }
-    (0, ())
+    0
 }
 
 /// Counts tokens (runs of non-delimiter bytes, and delimiters) in a content stream fed in
@@ -425,6 +425,13 @@ struct TokenCount {
 }
 
 impl TokenCount {
+    fn new() -> TokenCount {
+        TokenCount {
+            count: 0,
+            in_word: false,
+        }
+    }
+
     fn feed(&mut self, bytes: &[u8]) {
         for &b in bytes {
             if is_space(b) {
@@ -436,15 +443,6 @@ impl TokenCount {
                 self.count += 1;
                 self.in_word = true;
             }
-        }
-    }
-}
-
-impl Tokens<'_> {
-    fn counter() -> TokenCount {
-        TokenCount {
-            count: 0,
-            in_word: false,
         }
     }
 }

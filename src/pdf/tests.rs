@@ -608,3 +608,60 @@ fn paragraphs_run_on_across_columns_and_display_equations() {
         "{lines:#?}"
     );
 }
+
+/// Writes the seed corpus of the `pdf_extract` fuzz target into the folder named by
+/// `PAPERDIGEST_FUZZ_SEEDS` (`scripts/fuzz.sh seeds` runs it): the fixture PDFs these tests
+/// build (one and two columns, info dictionary, hyphenation, ligatures, a rotated stamp), the
+/// same compressed and saved with object and cross-reference streams, and the bundled example.
+#[test]
+#[ignore = "writes the fuzz seed corpus; run by scripts/fuzz.sh seeds"]
+fn write_fuzz_seeds() {
+    let Some(dir) = std::env::var_os("PAPERDIGEST_FUZZ_SEEDS") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir).join("pdf_extract");
+    std::fs::create_dir_all(&dir).unwrap();
+    let one = synthetic(false, None, None);
+    let two = synthetic(
+        true,
+        Some("Synthetic Layouts"),
+        Some("Ada Lovelace; Alan Turing"),
+    );
+    let note = testpdf::build(
+        &[vec![testpdf::text(
+            72.0,
+            100.0,
+            11.0,
+            "A one-line note about extraction.",
+        )]],
+        None,
+        None,
+    );
+    let mut modern = lopdf::Document::load_mem(&two).unwrap();
+    modern.compress();
+    let mut compressed = Vec::new();
+    modern.save_to(&mut compressed).unwrap();
+    let mut streams = Vec::new();
+    modern
+        .save_with_options(
+            &mut streams,
+            lopdf::SaveOptions::builder()
+                .use_object_streams(true)
+                .use_xref_streams(true)
+                .build(),
+        )
+        .unwrap();
+    let example =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/paperdigest-note.pdf"))
+            .unwrap();
+    for (name, bytes) in [
+        ("one-column.pdf", one),
+        ("two-columns.pdf", two),
+        ("note.pdf", note),
+        ("compressed.pdf", compressed),
+        ("object-streams.pdf", streams),
+        ("example-paper.pdf", example),
+    ] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
