@@ -983,3 +983,99 @@ fn offline_digest_runs_without_any_network() {
     );
     assert_eq!(fx.count(), requests);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 2. Extreme model metadata (what random fuzzing reaches only rarely)
+
+/// Rewrites the tiny model at `src` to `dest` with one metadata value replaced.
+fn with_metadata(
+    src: &Path,
+    dest: &Path,
+    key: &str,
+    value: candle_core::quantized::gguf_file::Value,
+) {
+    use candle_core::quantized::gguf_file;
+    let mut reader = std::fs::File::open(src).unwrap();
+    let content = gguf_file::Content::read(&mut reader).unwrap();
+    let tensors: Vec<(String, candle_core::quantized::QTensor)> = content
+        .tensor_infos
+        .keys()
+        .map(|name| {
+            let t = content
+                .tensor(&mut reader, name, &candle_core::Device::Cpu)
+                .unwrap();
+            (name.clone(), t)
+        })
+        .collect();
+    let mut metadata = content.metadata.clone();
+    metadata.insert(key.to_string(), value);
+    let md: Vec<(&str, &gguf_file::Value)> =
+        metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let ts: Vec<(&str, &candle_core::quantized::QTensor)> =
+        tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    let mut file = std::fs::File::create(dest).unwrap();
+    gguf_file::write(&mut file, &md, &ts).unwrap();
+}
+
+/// Every integer and float metadata value of a tiny model of each architecture set to zero,
+/// one, a negative number, NaN or the type's maximum: loading and a first forward pass give a
+/// model or an error, never a panic or an abort.
+#[test]
+fn extreme_model_metadata_is_an_error_not_a_crash() {
+    use candle_core::quantized::gguf_file::Value;
+    use paperdigest::llm::testing::TinyArch;
+    use paperdigest::llm::{DeviceChoice, Engine, LoadOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let mut loaded = 0;
+    let mut refused = 0;
+    for arch in TinyArch::ALL {
+        let src = dir.path().join(format!("{}.gguf", arch.as_str()));
+        let spec = TinyModelSpec {
+            layers: 1,
+            ..TinyModelSpec::new(arch)
+        };
+        write_tiny_model(&src, &spec).unwrap();
+        let content = {
+            let mut f = std::fs::File::open(&src).unwrap();
+            candle_core::quantized::gguf_file::Content::read(&mut f).unwrap()
+        };
+        let mut keys: Vec<(&String, &Value)> = content.metadata.iter().collect();
+        keys.sort_by_key(|(k, _)| k.as_str());
+        for (key, value) in keys {
+            let extremes = match value {
+                Value::U32(_) => vec![Value::U32(0), Value::U32(1), Value::U32(u32::MAX)],
+                Value::I32(_) => vec![Value::I32(0), Value::I32(-1), Value::I32(i32::MAX)],
+                Value::U64(_) => vec![Value::U64(0), Value::U64(u64::MAX)],
+                Value::F32(_) => vec![
+                    Value::F32(0.0),
+                    Value::F32(-1.0),
+                    Value::F32(f32::NAN),
+                    Value::F32(f32::MAX),
+                ],
+                _ => continue,
+            };
+            for extreme in extremes {
+                let dest = dir.path().join("extreme.gguf");
+                with_metadata(&src, &dest, key, extreme.clone());
+                let what = format!("{} {key} = {extreme:?}", arch.as_str());
+                let outcome = std::panic::catch_unwind(|| {
+                    let options = LoadOptions {
+                        device: DeviceChoice::Cpu,
+                        context: Some(64),
+                    };
+                    let engine = Engine::load(&dest, &options)?;
+                    let tokens = engine.tokenizer().encode("Hello there, world")?;
+                    let mut session = engine.new_session()?;
+                    session.feed(&tokens[..tokens.len().min(4)])
+                });
+                match outcome {
+                    Ok(Ok(())) => loaded += 1,
+                    Ok(Err(_)) => refused += 1,
+                    Err(_) => panic!("{what}: panicked"),
+                }
+            }
+        }
+    }
+    eprintln!("extreme metadata: {loaded} loaded and ran, {refused} refused");
+    assert!(refused > 0 && loaded > 0);
+}
