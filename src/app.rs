@@ -33,10 +33,11 @@ pub enum AppError {
     Registry(#[from] crate::llm::registry::RegistryError),
     #[error(transparent)]
     Resolve(#[from] crate::llm::registry::ResolveError),
-    #[error("cannot load model {path}: {source}")]
+    #[error("cannot load model {path}: {cause}")]
     Load {
         path: PathBuf,
-        source: crate::llm::LlmError,
+        /// In the message only (not a `source`), so the error chain prints it once.
+        cause: crate::llm::LlmError,
     },
     #[error(transparent)]
     Device(crate::llm::LlmError),
@@ -509,9 +510,9 @@ fn load_writer<'a>(
                 device,
                 context: Some(settings.max_context),
             };
-            let engine = Engine::load(path, &load).map_err(|source| AppError::Load {
+            let engine = Engine::load(path, &load).map_err(|cause| AppError::Load {
                 path: path.to_path_buf(),
-                source,
+                cause,
             })?;
             spinner.finish_and_clear();
             tracing::info!(model = %path.display(), "model loaded");

@@ -473,7 +473,7 @@ fn hostile_ggufs() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         (
             "tensor-past-the-end.gguf",
             gguf(&[arch], &[huge_tensor], 4096),
-            "tensor `token_embd.weight` ends at byte",
+            "tensor `token_embd.weight` (4398046511104 bytes at data offset 0) lies past the end",
         ),
     ]
 }
@@ -495,6 +495,12 @@ fn hostile_files_are_refused_clearly_with_little_memory() {
         std::fs::write(&path, bytes).unwrap();
         let run = run_measured(paperdigest("http://127.0.0.1:9").arg("extract").arg(&path));
         assert_eq!(run.code, Some(1), "{name}: {}", run.stderr);
+        assert_eq!(
+            run.stderr.matches(expected).count(),
+            1,
+            "{name}: {}",
+            run.stderr
+        );
         assert!(
             run.stderr.contains(name) && run.stderr.contains(expected),
             "{name}: expected `{expected}` in:\n{}",
@@ -529,6 +535,12 @@ fn hostile_files_are_refused_clearly_with_little_memory() {
             run.max_rss_kib >> 10
         );
         assert!(!out.exists(), "{name}: a digest was written");
+        assert_eq!(
+            run.stderr.matches(expected).count(),
+            1,
+            "{name}: the reason is printed more than once:\n{}",
+            run.stderr
+        );
     }
 }
 
@@ -728,7 +740,7 @@ fn ctrl_c_keeps_finished_papers_and_says_how_to_resume() {
     assert_eq!(code, Some(0), "{stderr}");
     assert_complete(&std::fs::read_to_string(&out).unwrap(), 3);
     assert_eq!(
-        stderr.matches("summary from the cache").count(),
+        stderr.matches("summary reused from the cache").count(),
         finished,
         "{stderr}"
     );
