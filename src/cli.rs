@@ -77,6 +77,58 @@ pub enum BenchCommand {
     /// Engine speed on one model: prefill and decode tokens/s, time to first token, peak
     /// memory (compare with llama.cpp: scripts/bench-vs-llamacpp.sh).
     Speed(BenchSpeedArgs),
+    /// The whole digest job with several models on the same papers: writes report.md,
+    /// report.json, plots and each model's digest to --out.
+    Digest(Box<BenchDigestArgs>),
+    /// Runs one model of `bench digest` (started by it, in a process of its own).
+    #[command(hide = true)]
+    DigestWorker {
+        #[arg(long, value_name = "FILE")]
+        job: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchDigestArgs {
+    /// Models, comma-separated: registry names or paths to .gguf files.
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',', required = true)]
+    pub models: Vec<String>,
+    /// The papers: PDF files, folders of PDFs or arXiv ids.
+    #[arg(long, value_name = "DIR|PDF|ID", num_args = 1.., required = true)]
+    pub papers: Vec<String>,
+    /// Folder for report.md, report.json, the plots and the digests.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Language of the summaries: vi (default) or en.
+    #[arg(long, value_parser = parse_lang)]
+    pub lang: Option<Lang>,
+    /// Folder with prompt files overriding the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub prompts: Option<PathBuf>,
+    /// What the patent ideas should apply the paper to.
+    #[arg(long, value_name = "TEXT")]
+    pub patent_focus: Option<String>,
+    /// Device: cpu, cuda[:N], metal or auto.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+    /// Most tokens of prompt plus answer per request (capped by each model).
+    #[arg(long, value_name = "TOKENS")]
+    pub max_context: Option<usize>,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling threshold.
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Random seed shared by every model.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Most tokens written for one prose section.
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<usize>,
+    /// Worker threads (default: RAYON_NUM_THREADS, else all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -320,6 +372,36 @@ mod tests {
         let args = parse(&["--no-cache", "--patent-focus", "cars"]).unwrap();
         assert!(args.regenerate);
         assert_eq!(args.patent_focus.as_deref(), Some("cars"));
+    }
+
+    #[test]
+    fn bench_digest_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "paperdigest",
+            "bench",
+            "digest",
+            "--models",
+            "a,b.gguf",
+            "--papers",
+            "dir",
+            "2601.05242",
+            "--out",
+            "report",
+            "--lang",
+            "en",
+        ])
+        .unwrap();
+        let Command::Bench {
+            command: BenchCommand::Digest(args),
+        } = cli.command
+        else {
+            panic!("not bench digest");
+        };
+        assert_eq!(args.models, ["a", "b.gguf"]);
+        assert_eq!(args.papers, ["dir", "2601.05242"]);
+        assert_eq!(args.lang, Some(Lang::En));
+        let missing = Cli::try_parse_from(["paperdigest", "bench", "digest", "--out", "x"]);
+        assert!(missing.is_err());
     }
 
     #[test]

@@ -11,8 +11,8 @@ use tracing_subscriber::EnvFilter;
 
 use paperdigest::app::{self, DigestRequest};
 use paperdigest::cli::{
-    BenchCommand, BenchSpeedArgs, Cli, Command, DigestArgs, FetchArgs, GenerateArgs, ModelArgs,
-    ModelsCommand, TokenizeArgs,
+    BenchCommand, BenchDigestArgs, BenchSpeedArgs, Cli, Command, DigestArgs, FetchArgs,
+    GenerateArgs, ModelArgs, ModelsCommand, TokenizeArgs,
 };
 use paperdigest::config::{FileConfig, FlagOverrides, Settings};
 use paperdigest::llm::{DeviceChoice, Engine, LoadOptions, SamplingParams};
@@ -113,6 +113,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench { command } => match command {
             BenchCommand::Speed(args) => bench_speed(&cli, args, &display),
+            BenchCommand::Digest(args) => bench_digest(&cli, args, &display),
+            BenchCommand::DigestWorker { job } => {
+                if let Err(error) = paperdigest::resume::install_ctrlc_handler() {
+                    tracing::warn!(%error, "Ctrl-C will end the worker at once");
+                }
+                let run = paperdigest::bench::run_worker(job, &display)?;
+                Ok(if run.error.is_some() {
+                    ExitCode::from(3)
+                } else {
+                    ExitCode::SUCCESS
+                })
+            }
         },
         Command::Models { command } => {
             let settings = settings(&cli, FlagOverrides::default())?;
@@ -325,8 +337,9 @@ fn fetch(cli: &Cli, args: &FetchArgs, display: &Display) -> anyhow::Result<ExitC
     })
 }
 
-fn bench_speed(cli: &Cli, args: &BenchSpeedArgs, display: &Display) -> anyhow::Result<ExitCode> {
-    if let Some(threads) = args.threads {
+/// Sets the engine's worker threads for this process and the workers it starts.
+fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(threads) = threads {
         anyhow::ensure!(threads > 0, "--threads must be at least 1");
         // SAFETY: set before any worker pool exists, while this process has only this thread;
         // candle and rayon read the variable when they first start their pools.
@@ -335,6 +348,69 @@ fn bench_speed(cli: &Cli, args: &BenchSpeedArgs, display: &Display) -> anyhow::R
             std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
         }
     }
+    Ok(())
+}
+
+fn bench_digest(cli: &Cli, args: &BenchDigestArgs, display: &Display) -> anyhow::Result<ExitCode> {
+    set_threads(args.threads)?;
+    // Ctrl-C: the model running stops after its current section; the others are not started,
+    // and the report covers what was done.
+    if let Err(error) = paperdigest::resume::install_ctrlc_handler() {
+        tracing::warn!(%error, "Ctrl-C will end the run at once");
+    }
+    let flags = FlagOverrides {
+        lang: args.lang,
+        device: args.device.clone(),
+        max_context: args.max_context,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        seed: args.seed,
+        max_tokens: args.max_tokens,
+        prompts_dir: args.prompts.clone(),
+        patent_focus: args.patent_focus.clone(),
+        ..FlagOverrides::default()
+    };
+    let settings = settings(cli, flags)?;
+    let options = paperdigest::bench::DigestBenchOptions {
+        models: args.models.clone(),
+        papers: args.papers.clone(),
+        out: args.out.clone(),
+        worker_exe: std::env::current_exe().context("cannot find this program to run workers")?,
+        quiet: cli.quiet,
+        command_line: command_line(),
+    };
+    let report = paperdigest::bench::run_digest_bench(&options, &settings, display)?;
+    println!(
+        "{:<32} {:>8} {:>9} {:>9} {:>11} {:>9}  STATUS",
+        "MODEL", "QUALITY", "S/PAPER", "DECODE/S", "WELL-FORMED", "GROUNDED"
+    );
+    let show = |v: Option<f64>, scale: f64, unit: &str| {
+        v.map_or_else(|| "-".to_string(), |v| format!("{:.1}{unit}", v * scale))
+    };
+    for row in &report.models {
+        println!(
+            "{:<32} {:>8} {:>9} {:>9} {:>11} {:>9}  {}",
+            row.name,
+            row.quality
+                .map_or_else(|| "-".to_string(), |v| format!("{v:.3}")),
+            show(row.seconds_per_paper, 1.0, ""),
+            show(row.decode_tok_s, 1.0, ""),
+            show(row.well_formed_rate, 100.0, "%"),
+            show(row.grounding_rate, 100.0, "%"),
+            row.error.as_deref().unwrap_or("ok")
+        );
+    }
+    println!("\nreport: {}", args.out.join("report.md").display());
+    let failed = report.models.iter().any(|r| r.error.is_some());
+    Ok(if failed {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn bench_speed(cli: &Cli, args: &BenchSpeedArgs, display: &Display) -> anyhow::Result<ExitCode> {
+    set_threads(args.threads)?;
     let flags = FlagOverrides {
         model: args.model.clone(),
         device: args.device.clone(),

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An arXiv identifier, new style (`2601.05242`, `2601.05242v2`) or old style
 /// (`hep-th/9901001`, `math.GT/0309136v1`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ArxivId {
     base: String,
     version: Option<u32>,
@@ -107,7 +107,7 @@ impl fmt::Display for ArxivId {
 }
 
 /// Where a paper came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PaperOrigin {
     /// A PDF file given on the command line.
@@ -119,7 +119,7 @@ pub enum PaperOrigin {
 }
 
 /// What is known about a paper before any model reads it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PaperMeta {
     pub arxiv_id: Option<ArxivId>,
     pub title: String,
@@ -153,7 +153,7 @@ pub struct Links {
 }
 
 /// The language the digest is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
     /// Vietnamese prose and labels, English section headings, as in the reference digest.

@@ -19,6 +19,43 @@ pub struct Summary {
     pub patent_ideas: Vec<String>,
 }
 
+impl Summary {
+    /// What keeps this summary from the digest's shape: every prose section written, at
+    /// least one Main Results item, 3 to 8 tags, exactly 3 paper and 3 patent ideas, no empty
+    /// item. Empty when the summary is well-formed.
+    pub fn defects(&self) -> Vec<String> {
+        let mut defects = Vec::new();
+        for (name, text) in [
+            ("main_problem", &self.main_problem),
+            ("main_idea", &self.main_idea),
+            ("conclusion", &self.conclusion),
+        ] {
+            if text.trim().is_empty() {
+                defects.push(format!("{name} is empty"));
+            }
+        }
+        let lists: [(&str, &Vec<String>, usize, usize); 4] = [
+            ("main_results", &self.main_results, 1, usize::MAX),
+            ("tags", &self.tags, 3, 8),
+            ("paper_ideas", &self.paper_ideas, 3, 3),
+            ("patent_ideas", &self.patent_ideas, 3, 3),
+        ];
+        for (name, items, min, max) in lists {
+            if items.len() < min || items.len() > max {
+                defects.push(format!("{name} has {} items", items.len()));
+            }
+            if items.iter().any(|item| item.trim().is_empty()) {
+                defects.push(format!("{name} has an empty item"));
+            }
+        }
+        defects
+    }
+
+    pub fn is_well_formed(&self) -> bool {
+        self.defects().is_empty()
+    }
+}
+
 /// Token counts and wall-clock seconds of each stage of one paper, in this run: a summary
 /// reused from the cache has `cached` set and no prefill or generation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
