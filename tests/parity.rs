@@ -214,8 +214,9 @@ fn qwen2_5_coder_agrees_with_llama_cpp() {
 
 #[test]
 fn gemma3_agrees_with_llama_cpp() {
-    // Below the target: 7/10 today (three prompts differ from the first or an early token;
-    // the cause, likely the Q5_0/Q8_0 activation rounding or ggml's f16 GELU table, is not
-    // found yet). The floor keeps what holds from regressing; issue 5 stays open on it.
-    check_model("gemma-3-270m", 7);
+    // Below the target: 8/10 today, up from 7 since GELU reads ggml's f16 table and Q5_0/Q8_0
+    // matmuls quantize activations as ggml does. Two prompts ("list", "story") still differ
+    // from both llama.cpp paths; the floor keeps what holds from regressing, and issue 5
+    // stays open on it.
+    check_model("gemma-3-270m", 8);
 }

@@ -51,6 +51,7 @@ pub(crate) fn describe(gguf: &GgufFile) -> Result<(Hyper, Variant), LlmError> {
         post_norms: true,
         scale_embeddings: true,
         sliding_window,
+        pre_scale_queries: true,
     };
     Ok((hyper, variant))
 }

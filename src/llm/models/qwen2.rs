@@ -15,6 +15,7 @@ pub(crate) fn describe(gguf: &GgufFile) -> Result<(Hyper, Variant), LlmError> {
         post_norms: false,
         scale_embeddings: false,
         sliding_window: None,
+        pre_scale_queries: false,
     };
     Ok((hyper, variant))
 }

@@ -16,7 +16,7 @@ use candle_core::quantized::QTensor;
 use candle_core::quantized::gguf_file::Content;
 use candle_core::{DType, Device, Tensor};
 
-use crate::llm::kernels::Linear;
+use crate::llm::kernels::{self, Linear};
 
 use crate::llm::error::LlmError;
 use crate::llm::gguf::GgufFile;
@@ -53,6 +53,9 @@ pub(crate) struct Variant {
     pub scale_embeddings: bool,
     /// Sliding-window attention: the window and which layers use it (Gemma 3).
     pub sliding_window: Option<SlidingWindow>,
+    /// Queries are scaled before the product with the keys (Gemma 3 in llama.cpp), not the
+    /// product after it.
+    pub pre_scale_queries: bool,
 }
 
 /// Local attention layers and their RoPE base.
@@ -388,7 +391,7 @@ impl Decoder {
             let gate = block.gate.forward(&h)?;
             let gate = match self.variant.activation {
                 Activation::Silu => candle_nn::ops::silu(&gate)?,
-                Activation::GeluTanh => gate.gelu()?,
+                Activation::GeluTanh => kernels::gelu_ggml(&gate)?,
             };
             let mut ffn = block.down.forward(&(gate * block.up.forward(&h)?)?)?;
             if let Some(norm) = &block.post_ffn_norm {
@@ -444,6 +447,12 @@ impl Decoder {
         let v = v.transpose(0, 1)?.contiguous()?;
         cache.k.slice_set(&k, 1, position)?;
         cache.v.slice_set(&v, 1, position)?;
+        let scale = hyper.attention_scale as f64;
+        let q = if self.variant.pre_scale_queries {
+            (q * scale)?
+        } else {
+            q
+        };
 
         let end = position + seq;
         let start = match block.window {
@@ -455,8 +464,13 @@ impl Decoder {
         let group = hyper.heads / hyper.kv_heads;
         // Stack the queries that share a KV head so one batched matmul per KV head does all.
         let q = q.reshape((hyper.kv_heads, group * seq, hd))?;
-        // Scaled after the product, as llama.cpp's attention does.
-        let scores = (q.matmul(&keys.t()?)? * hyper.attention_scale as f64)?;
+        // Scaled after the product, as llama.cpp's attention does (unless the queries were).
+        let scores = q.matmul(&keys.t()?)?;
+        let scores = if self.variant.pre_scale_queries {
+            scores
+        } else {
+            (scores * scale)?
+        };
         let span = end - start;
         let needs_mask = seq > 1 || block.window.is_some_and(|w| span > w);
         let scores = if needs_mask {
