@@ -46,9 +46,11 @@ fn report_peak_memory() {
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
+    // The PDF libraries warn once per odd glyph or stream; our own extraction reports what
+    // matters as document warnings, so theirs show only from -vv on.
     let default = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0 | 1) => "warn",
+        (false, 0 | 1) => "warn,pdf_extract=error,lopdf=error",
         (false, 2) => "info,paperdigest=debug",
         (false, _) => "debug",
     };
