@@ -377,7 +377,7 @@ fn bench_digest(cli: &Cli, args: &BenchDigestArgs, display: &Display) -> anyhow:
         models: args.models.clone(),
         papers: args.papers.clone(),
         out: args.out.clone(),
-        worker_exe: std::env::current_exe().context("cannot find this program to run workers")?,
+        worker_exe: this_program().context("cannot find this program to run workers")?,
         quiet: cli.quiet,
         command_line: command_line(),
     };
@@ -409,6 +409,17 @@ fn bench_digest(cli: &Cli, args: &BenchDigestArgs, display: &Display) -> anyhow:
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The running program, to start workers with. On Linux /proc/self/exe: it stays valid when
+/// the file was replaced meanwhile (a rebuild or an upgrade during an hour-long benchmark),
+/// where the path `current_exe` gives would name a deleted file.
+fn this_program() -> std::io::Result<std::path::PathBuf> {
+    let running = std::path::Path::new("/proc/self/exe");
+    if running.exists() {
+        return Ok(running.to_path_buf());
+    }
+    std::env::current_exe()
 }
 
 fn bench_speed(cli: &Cli, args: &BenchSpeedArgs, display: &Display) -> anyhow::Result<ExitCode> {

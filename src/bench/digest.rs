@@ -206,8 +206,29 @@ pub fn run_digest_bench(
         };
         let job_file = work.join(format!("{stem}.job.json"));
         write_json(&job_file, &job)?;
+        // Off a terminal there are no bars: a line per model says where a long run is.
+        let plain = !display.bars && !options.quiet;
+        if plain {
+            eprintln!(
+                "[{}/{}] {label}: {} papers",
+                index + 1,
+                options.models.len(),
+                papers.len()
+            );
+        }
+        let started = Instant::now();
         let run = run_worker_process(options, &job, &job_file);
-        rows.push(ModelRow::from_run(&label, Some(&resolved.path), run));
+        let row = ModelRow::from_run(&label, Some(&resolved.path), run);
+        if plain {
+            eprintln!(
+                "[{}/{}] {label}: {} in {:.0} s",
+                index + 1,
+                options.models.len(),
+                row.error.as_deref().unwrap_or("done"),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        rows.push(row);
     }
 
     let report = BenchReport::new(
