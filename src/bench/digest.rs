@@ -133,6 +133,9 @@ pub struct PaperRun {
     pub language_fidelity: Option<f64>,
     pub summary: Option<Summary>,
     pub error: Option<String>,
+    /// Ctrl-C stopped the summary: the paper counts as not run, not as a failure.
+    #[serde(default)]
+    pub stopped: bool,
 }
 
 /// Runs the benchmark: extracts the papers once, runs each model in a worker, then writes
@@ -396,6 +399,7 @@ fn measure_paper(writer: &Writer<'_>, paper: &BenchPaper, observer: &mut dyn Obs
     let written = match written {
         Ok(written) => written,
         Err(error) => {
+            out.stopped = matches!(error, crate::digest::WriterError::Interrupted);
             out.error = Some(error.to_string());
             out.defects = vec!["no summary".to_string()];
             return out;

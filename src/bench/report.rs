@@ -148,9 +148,10 @@ impl ModelRow {
         let sum_secs = |f: fn(&PaperRun) -> f64| done.iter().map(|p| f(p)).sum::<f64>();
         let mut seconds: Vec<f64> = done.iter().map(|p| p.seconds).collect();
         seconds.sort_by(f64::total_cmp);
-        let given = run.papers.len();
+        // A paper Ctrl-C stopped was not run: it is listed, but no rate counts it.
+        let given = run.papers.iter().filter(|p| !p.stopped).count();
         let mut error = run.error.clone();
-        if error.is_none() && !run.papers.is_empty() && done.is_empty() {
+        if error.is_none() && given > 0 && done.is_empty() {
             error = Some("no paper was summarised".to_string());
         }
         let produced = !done.is_empty();
@@ -676,9 +677,17 @@ mod tests {
     fn rows_aggregate_over_the_papers_given() {
         let mut failed = paper(3.0, false, 0, 0);
         failed.error = Some("context too small".to_string());
+        let mut stopped = paper(1.0, false, 0, 0);
+        stopped.error = Some("stopped".to_string());
+        stopped.stopped = true;
         let run = ModelRun {
             load_seconds: Some(1.5),
-            papers: vec![paper(10.0, true, 4, 4), paper(30.0, false, 6, 5), failed],
+            papers: vec![
+                paper(10.0, true, 4, 4),
+                paper(30.0, false, 6, 5),
+                failed,
+                stopped,
+            ],
             ..ModelRun::default()
         };
         let row = ModelRow::from_run("m", None, run);
