@@ -90,6 +90,19 @@ fn bench_tokenize(c: &mut Criterion) {
     group.finish();
 }
 
+/// Short answers with sampling, as the CLI tests run the tiny model.
+fn tiny_writer_settings() -> WriterSettings {
+    WriterSettings {
+        sampling: SamplingParams {
+            temperature: 0.8,
+            top_p: 0.9,
+            seed: 1,
+        },
+        max_context: 4096,
+        max_tokens: 32,
+    }
+}
+
 fn bench_write_summary(c: &mut Criterion) {
     let scratch = tempfile::tempdir().expect("scratch folder");
     let model = scratch.path().join("tiny.gguf");
@@ -109,15 +122,7 @@ fn bench_write_summary(c: &mut Criterion) {
     for lang in [Lang::En, Lang::Vi] {
         let focus = paperdigest::digest::prompts::default_patent_focus(lang);
         let prompts = PromptSet::load(lang, None, focus).expect("built-in prompts");
-        let settings = WriterSettings {
-            sampling: SamplingParams {
-                temperature: 0.8,
-                top_p: 0.9,
-                seed: 1,
-            },
-            max_context: 4096,
-            max_tokens: 32,
-        };
+        let settings = tiny_writer_settings();
         // Building the writer makes the language's token masks: once per model and language.
         group.bench_function(format!("writer_setup_tiny_model/{lang:?}"), |b| {
             b.iter(|| Writer::new(&engine, &prompts, settings.clone()))
@@ -132,19 +137,7 @@ fn bench_write_summary(c: &mut Criterion) {
         });
     }
     let prompts = PromptSet::load(Lang::En, None, "phones").expect("built-in prompts");
-    let writer = Writer::new(
-        &engine,
-        &prompts,
-        WriterSettings {
-            sampling: SamplingParams {
-                temperature: 0.8,
-                top_p: 0.9,
-                seed: 1,
-            },
-            max_context: 4096,
-            max_tokens: 32,
-        },
-    );
+    let writer = Writer::new(&engine, &prompts, tiny_writer_settings());
     let written = writer
         .write(&meta, &paper_text(&document), &mut Silent)
         .expect("summary");

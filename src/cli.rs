@@ -108,24 +108,8 @@ pub struct BenchDigestArgs {
     /// What the patent ideas should apply the paper to.
     #[arg(long, value_name = "TEXT")]
     pub patent_focus: Option<String>,
-    /// Device: cpu, cuda[:N], metal or auto.
-    #[arg(long, value_name = "DEVICE")]
-    pub device: Option<String>,
-    /// Most tokens of prompt plus answer per request (capped by each model).
-    #[arg(long, value_name = "TOKENS")]
-    pub max_context: Option<usize>,
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long)]
-    pub temperature: Option<f64>,
-    /// Nucleus sampling threshold.
-    #[arg(long)]
-    pub top_p: Option<f64>,
-    /// Random seed shared by every model.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Most tokens written for one prose section.
-    #[arg(long, value_name = "N")]
-    pub max_tokens: Option<usize>,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Worker threads (default: RAYON_NUM_THREADS, else all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -201,6 +185,13 @@ pub struct ModelArgs {
     /// A registry name (see `paperdigest models list`) or a path to a .gguf file.
     #[arg(short, long, value_name = "NAME|PATH")]
     pub model: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// How a model runs and samples: shared by every command that runs models.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
     /// cpu, cuda, cuda:N, metal or auto.
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<String>,
@@ -341,7 +332,7 @@ mod tests {
         };
         assert_eq!(args.inputs.len(), 2);
         assert_eq!(args.lang, Some(Lang::En));
-        assert_eq!(args.model.seed, Some(3));
+        assert_eq!(args.model.run.seed, Some(3));
         assert_eq!(args.date.unwrap().to_string(), "2026-01-09");
     }
 

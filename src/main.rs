@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 use paperdigest::app::{self, DigestRequest};
 use paperdigest::cli::{
     BenchCommand, BenchDigestArgs, BenchSpeedArgs, Cli, Command, DigestArgs, FetchArgs,
-    GenerateArgs, ModelArgs, ModelsCommand, TokenizeArgs,
+    GenerateArgs, ModelArgs, ModelsCommand, RunArgs, TokenizeArgs,
 };
 use paperdigest::config::{FileConfig, FlagOverrides, Settings};
 use paperdigest::llm::{DeviceChoice, Engine, LoadOptions, SamplingParams};
@@ -86,6 +86,12 @@ fn settings(cli: &Cli, flags: FlagOverrides) -> anyhow::Result<Settings> {
 fn model_flags(args: &ModelArgs) -> FlagOverrides {
     FlagOverrides {
         model: args.model.clone(),
+        ..run_flags(&args.run)
+    }
+}
+
+fn run_flags(args: &RunArgs) -> FlagOverrides {
+    FlagOverrides {
         device: args.device.clone(),
         max_context: args.max_context,
         temperature: args.temperature,
@@ -200,7 +206,7 @@ fn generate(cli: &Cli, args: &GenerateArgs, display: &Display) -> anyhow::Result
     let load = LoadOptions {
         device,
         // Unset: the trained length; cache pages are only touched as positions fill.
-        context: args.model.max_context,
+        context: args.model.run.max_context,
     };
     let engine = Engine::load(&resolved.path, &load).map_err(|error| tools::ToolError::Model {
         path: resolved.path.clone(),
@@ -211,13 +217,13 @@ fn generate(cli: &Cli, args: &GenerateArgs, display: &Display) -> anyhow::Result
         prompt,
         raw: args.raw,
         ignore_eos: args.ignore_eos,
-        max_tokens: args.model.max_tokens.unwrap_or(settings.max_tokens),
+        max_tokens: args.model.run.max_tokens.unwrap_or(settings.max_tokens),
         sampling: SamplingParams {
             temperature: settings.temperature,
             top_p: settings.top_p,
             seed: settings.seed,
         },
-        max_context: args.model.max_context.unwrap_or(settings.max_context),
+        max_context: args.model.run.max_context.unwrap_or(settings.max_context),
     };
     let mut stdout = std::io::stdout().lock();
     let json = args.json;
@@ -362,15 +368,9 @@ fn bench_digest(cli: &Cli, args: &BenchDigestArgs, display: &Display) -> anyhow:
     }
     let flags = FlagOverrides {
         lang: args.lang,
-        device: args.device.clone(),
-        max_context: args.max_context,
-        temperature: args.temperature,
-        top_p: args.top_p,
-        seed: args.seed,
-        max_tokens: args.max_tokens,
         prompts_dir: args.prompts.clone(),
         patent_focus: args.patent_focus.clone(),
-        ..FlagOverrides::default()
+        ..run_flags(&args.run)
     };
     let settings = settings(cli, flags)?;
     let options = paperdigest::bench::DigestBenchOptions {
