@@ -137,13 +137,22 @@ pub(crate) fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
         let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         let mut sum = 0i32;
         for (q, &v) in block.qs.iter_mut().zip(xs) {
-            let r = (v * id).round_ties_even() as i32;
+            let r = nearest_int(v * id);
             *q = r as i8;
             sum += r;
         }
         block.d = f16::from_f32(d);
         block.s = f16::from_f32(d * sum as f32);
     }
+}
+
+/// Rounds to the nearest integer, ties to even, as ggml's `nearest_int` does: by adding
+/// 1.5 * 2^23, which leaves the rounded value in the low mantissa bits. Valid for |x| < 2^22,
+/// which quantized values (at most 127 in magnitude) always are; `round_ties_even` is a libm
+/// call on baseline x86-64.
+fn nearest_int(x: f32) -> i32 {
+    let shifted = x + 12_582_912.0;
+    (shifted.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
 }
 
 /// ggml's `block_q8_0`: 32 activations as `d * q`; the layout of candle's `BlockQ8_0`.
@@ -166,7 +175,7 @@ pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
         let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
         let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         for (q, &v) in block.qs.iter_mut().zip(xs) {
-            *q = (v * id).round_ties_even() as i8;
+            *q = nearest_int(v * id) as i8;
         }
         block.d = f16::from_f32(amax / 127.0);
     }
@@ -187,7 +196,8 @@ where
     // alignment asserted above), so the slice is a valid slice of candle's blocks.
     let xq: &[k_quants::BlockQ8_0] =
         unsafe { std::slice::from_raw_parts(xq.as_ptr().cast(), xq.len()) };
-    matmul_blocks(w, rows, kb, xq, m, |wrow, xrow| W::vec_dot(k, wrow, xrow))
+    let dot = |wrow: &[W], xrow: &[k_quants::BlockQ8_0]| W::vec_dot(k, wrow, xrow);
+    matmul_blocks(w, rows, kb, xq, m, dot, |wrow, xs| xs.map(|x| dot(wrow, x)))
 }
 
 /// `out[i][j] = x[i] · w[j]` for `m` rows of `k` activations against `rows` weight rows.
@@ -197,12 +207,14 @@ fn matmul_q4_1(w: &[BlockQ4_1], rows: usize, k: usize, x: &[f32], m: usize) -> V
     xq.par_chunks_mut(kb)
         .zip(x.par_chunks(k))
         .for_each(|(q, row)| quantize_q8_1(row, q));
-    matmul_blocks(w, rows, kb, &xq, m, dot_fn())
+    matmul_blocks(w, rows, kb, &xq, m, dot_fn(), dot4_fn())
 }
 
-/// `out[i][j] = dot(w[j], x[i])` over rows of `kb` blocks: weight rows split across threads,
-/// each thread streaming its rows once for all activation rows (a prefill reads the weights
-/// once per chunk of rows).
+/// `out[i][j] = dot(w[j], x[i])` over rows of `kb` blocks. Weight rows are split across
+/// threads in tasks of [`ROWS_PER_TASK`]; within a task the activations go by in tiles of
+/// [`TOKENS_PER_TILE`] rows, so each tile is read once from memory for all the task's weight
+/// rows, and `dot4` takes four activation rows per weight row where it can (it must give
+/// what four calls of `dot` give).
 fn matmul_blocks<W: Sync, X: Sync>(
     w: &[W],
     rows: usize,
@@ -210,21 +222,41 @@ fn matmul_blocks<W: Sync, X: Sync>(
     xq: &[X],
     m: usize,
     dot: impl Fn(&[W], &[X]) -> f32 + Sync,
+    dot4: impl Fn(&[W], [&[X]; 4]) -> [f32; 4] + Sync,
 ) -> Vec<f32> {
     let mut out_t = vec![0f32; rows * m];
-    const ROWS_PER_TASK: usize = 16;
+    let x_row = |i: usize| &xq[i * kb..(i + 1) * kb];
     out_t
         .par_chunks_mut(ROWS_PER_TASK * m)
         .enumerate()
         .for_each(|(task, out)| {
             let first = task * ROWS_PER_TASK;
-            for (r, out_row) in out.chunks_mut(m).enumerate() {
-                let wrow = &w[(first + r) * kb..(first + r + 1) * kb];
-                for (i, o) in out_row.iter_mut().enumerate() {
-                    *o = dot(wrow, &xq[i * kb..(i + 1) * kb]);
+            let task_rows = out.len() / m;
+            for tile in (0..m).step_by(TOKENS_PER_TILE) {
+                let tile_end = (tile + TOKENS_PER_TILE).min(m);
+                for r in 0..task_rows {
+                    let wrow = &w[(first + r) * kb..(first + r + 1) * kb];
+                    let out_row = &mut out[r * m..(r + 1) * m];
+                    let mut i = tile;
+                    while i + 4 <= tile_end {
+                        let four = dot4(wrow, [x_row(i), x_row(i + 1), x_row(i + 2), x_row(i + 3)]);
+                        out_row[i..i + 4].copy_from_slice(&four);
+                        i += 4;
+                    }
+                    for (j, o) in out_row[i..tile_end].iter_mut().enumerate() {
+                        *o = dot(wrow, x_row(i + j));
+                    }
                 }
             }
         });
+    transpose_out(out_t, rows, m)
+}
+
+const ROWS_PER_TASK: usize = 16;
+const TOKENS_PER_TILE: usize = 32;
+
+/// `(rows, m)` to `(m, rows)`.
+fn transpose_out(out_t: Vec<f32>, rows: usize, m: usize) -> Vec<f32> {
     if m == 1 {
         return out_t;
     }
@@ -238,16 +270,39 @@ fn matmul_blocks<W: Sync, X: Sync>(
 }
 
 type DotFn = fn(&[BlockQ4_1], &[BlockQ8_1]) -> f32;
+type Dot4Fn = fn(&[BlockQ4_1], [&[BlockQ8_1]; 4]) -> [f32; 4];
+
+fn has_avx2_f16c() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
 
 fn dot_fn() -> DotFn {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if has_avx2_f16c() {
         return |w, x| {
-            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            // SAFETY: the CPU supports AVX2, FMA and F16C, checked just above.
             unsafe { avx2::dot_q4_1_q8_1(w, x) }
         };
     }
     dot_q4_1_q8_1_portable
+}
+
+fn dot4_fn() -> Dot4Fn {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_f16c() {
+        return |w, x| {
+            // SAFETY: the CPU supports AVX2, FMA and F16C, checked just above.
+            unsafe { avx2::dot4_q4_1_q8_1(w, x) }
+        };
+    }
+    |w, x| x.map(|x| dot_q4_1_q8_1_portable(w, x))
 }
 
 /// The reference arithmetic: per block, `d_w * d_x * Σ q_w q_x + m_w * s_x`.
@@ -270,15 +325,46 @@ mod avx2 {
 
     use super::{BlockQ4_1, BlockQ8_1};
 
-    #[target_feature(enable = "avx2,fma")]
+    /// The two f16 values at the start of a block (`d` then `m` or `s`) as f32 lanes 0 and 1,
+    /// converted by F16C in the register instead of a call per value.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn pair(first: *const half::f16) -> __m128 {
+        // SAFETY: both block types start with two f16 values (4 bytes).
+        let bits = unsafe { std::ptr::read_unaligned(first.cast::<i32>()) };
+        _mm_cvtph_ps(_mm_cvtsi32_si128(bits))
+    }
+
+    /// `(d_w * d_x, m_w * s_x)` of one block pair.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn factors(wb: &BlockQ4_1, xb: &BlockQ8_1) -> (f32, f32) {
+        // SAFETY: see `pair`.
+        let p = unsafe { _mm_mul_ps(pair(&wb.d), pair(&xb.d)) };
+        (_mm_cvtss_f32(p), _mm_cvtss_f32(_mm_movehdup_ps(p)))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn hsum(acc: __m256) -> f32 {
+        let hi = _mm256_extractf128_ps::<1>(acc);
+        let quad = _mm_add_ps(hi, _mm256_castps256_ps128(acc));
+        let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+        let one = _mm_add_ss(pair, _mm_movehdup_ps(pair));
+        _mm_cvtss_f32(one)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn dot_q4_1_q8_1(w: &[BlockQ4_1], x: &[BlockQ8_1]) -> f32 {
         let mut acc = _mm256_setzero_ps();
         let mut mins = 0f32;
         let low = _mm256_set1_epi8(0x0f);
         let ones = _mm256_set1_epi16(1);
         for (wb, xb) in w.iter().zip(x) {
-            mins += wb.m.to_f32() * xb.s.to_f32();
-            let scale = _mm256_set1_ps(wb.d.to_f32() * xb.d.to_f32());
+            // SAFETY: F16C is enabled for this function.
+            let (scale, min) = unsafe { factors(wb, xb) };
+            mins += min;
+            let scale = _mm256_set1_ps(scale);
             // SAFETY: qs are 16 and 32 bytes long; unaligned loads.
             let packed = unsafe { _mm_loadu_si128(wb.qs.as_ptr().cast()) };
             let nibbles = _mm256_insertf128_si256::<1>(
@@ -291,11 +377,38 @@ mod avx2 {
             let sums = _mm256_madd_epi16(pairs, ones);
             acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc);
         }
-        let hi = _mm256_extractf128_ps::<1>(acc);
-        let quad = _mm_add_ps(hi, _mm256_castps256_ps128(acc));
-        let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
-        let one = _mm_add_ss(pair, _mm_movehdup_ps(pair));
-        _mm_cvtss_f32(one) + mins
+        hsum(acc) + mins
+    }
+
+    /// [`dot_q4_1_q8_1`] of one weight row with four activation rows, each with exactly the
+    /// arithmetic of the single product; the weight nibbles are unpacked once for all four.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn dot4_q4_1_q8_1(w: &[BlockQ4_1], x: [&[BlockQ8_1]; 4]) -> [f32; 4] {
+        let n = w.len();
+        assert!(x.iter().all(|r| r.len() >= n));
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut mins = [0f32; 4];
+        let low = _mm256_set1_epi8(0x0f);
+        let ones = _mm256_set1_epi16(1);
+        for (b, wb) in w.iter().enumerate() {
+            // SAFETY: qs is 16 bytes long; unaligned load.
+            let packed = unsafe { _mm_loadu_si128(wb.qs.as_ptr().cast()) };
+            let nibbles = _mm256_insertf128_si256::<1>(
+                _mm256_castsi128_si256(packed),
+                _mm_srli_epi16::<4>(packed),
+            );
+            let qw = _mm256_and_si256(nibbles, low);
+            for t in 0..4 {
+                // SAFETY: b < n <= every row's length (asserted above); qs is 32 bytes.
+                let xb = unsafe { x[t].get_unchecked(b) };
+                let (scale, min) = unsafe { factors(wb, xb) };
+                mins[t] += min;
+                let qx = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast()) };
+                let sums = _mm256_madd_epi16(_mm256_maddubs_epi16(qw, qx), ones);
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(sums), acc[t]);
+            }
+        }
+        std::array::from_fn(|t| hsum(acc[t]) + mins[t])
     }
 }
 
@@ -433,6 +546,44 @@ mod tests {
                 (a - b).abs() <= 1e-4 * b.abs().max(1.0),
                 "row {r}: {a} vs {b}"
             );
+        }
+    }
+
+    #[test]
+    fn nearest_int_rounds_ties_to_even() {
+        for x in [
+            0.0f32, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.6, -127.0, 3.499, -3.501, 0.49999997,
+        ] {
+            assert_eq!(nearest_int(x), x.round_ties_even() as i32, "{x}");
+        }
+    }
+
+    /// The four-row product gives exactly what four single products give, and the tiled
+    /// product visits every (token, row) pair once whatever the remainders.
+    #[test]
+    fn four_row_dot_and_tiles_equal_single_dots() {
+        let (rows, k) = (19, 256);
+        let t = q4_1_tensor(rows, k);
+        let bytes = t.data().unwrap();
+        let w = blocks_of::<BlockQ4_1>(&bytes, rows, k).unwrap();
+        for m in [1, 3, 4, 37] {
+            let x = random(m * k, m as u64 + 5);
+            let got = matmul_q4_1(w, rows, k, &x, m);
+            let mut xq = vec![BlockQ8_1::default(); m * (k / QK)];
+            for (q, row) in xq.chunks_mut(k / QK).zip(x.chunks(k)) {
+                quantize_q8_1(row, q);
+            }
+            let dot = dot_fn();
+            for i in 0..m {
+                for j in 0..rows {
+                    let want = dot(&w[j * 8..(j + 1) * 8], &xq[i * 8..(i + 1) * 8]);
+                    assert_eq!(
+                        got[i * rows + j].to_bits(),
+                        want.to_bits(),
+                        "m={m} [{i}][{j}]"
+                    );
+                }
+            }
         }
     }
 

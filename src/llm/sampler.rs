@@ -108,27 +108,19 @@ impl Sampler {
         }
         let inv_t = 1.0 / self.params.temperature;
         let max = f64::from(logits[best]);
-        // Unnormalised probabilities, most likely first.
-        let mut cands: Vec<(u32, f64)> = (0..logits.len())
-            .filter(|&i| allowed(i))
-            .map(|i| (i as u32, ((f64::from(logits[i]) - max) * inv_t).exp()))
-            .filter(|&(_, p)| p > 0.0)
-            .collect();
-        cands.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let total: f64 = cands.iter().map(|c| c.1).sum();
+        let weight = |i: usize| ((f64::from(logits[i]) - max) * inv_t).exp();
         let top_p = self.params.top_p.clamp(0.0, 1.0);
-        if top_p < 1.0 {
-            let mut acc = 0.0;
-            let mut keep = 0;
-            for c in &cands {
-                acc += c.1;
-                keep += 1;
-                if acc >= top_p * total {
-                    break;
-                }
-            }
-            cands.truncate(keep.max(1));
-        }
+        let cands = if top_p < 1.0 {
+            nucleus(logits.len(), &allowed, &weight, top_p)
+        } else {
+            let mut all: Vec<(u32, f64)> = (0..logits.len())
+                .filter(|&i| allowed(i))
+                .map(|i| (i as u32, weight(i)))
+                .filter(|&(_, p)| p > 0.0)
+                .collect();
+            all.sort_by(candidate_order);
+            all
+        };
         let kept: f64 = cands.iter().map(|c| c.1).sum();
         let mut r = self.rng.next_f64() * kept;
         for &(id, p) in &cands {
@@ -140,6 +132,63 @@ impl Sampler {
         // Rounding left r just past the end: the last candidate.
         cands.last().map_or(best as u32, |c| c.0)
     }
+}
+
+/// Most likely first; equal weights by id, so the order (and a seeded draw) never depends
+/// on how the candidates were gathered.
+fn candidate_order(a: &(u32, f64), b: &(u32, f64)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+}
+
+/// The nucleus: the most likely allowed tokens, in [`candidate_order`], whose weights first
+/// reach `top_p` of the total. Sorting a whole vocabulary (150k tokens) per sampled token
+/// costs more than the rest of sampling, so only tokens within a factor of 1e-6 of the most
+/// likely one are sorted. Every token left out weighs less than every token kept, so when
+/// the kept ones reach the threshold the result is exactly the full sort's; otherwise the
+/// whole vocabulary is sorted.
+fn nucleus(
+    vocab: usize,
+    allowed: &dyn Fn(usize) -> bool,
+    weight: &dyn Fn(usize) -> f64,
+    top_p: f64,
+) -> Vec<(u32, f64)> {
+    const FLOOR: f64 = 1e-6;
+    let mut total = 0.0;
+    let mut likely = Vec::new();
+    let mut rest = Vec::new();
+    for i in (0..vocab).filter(|&i| allowed(i)) {
+        let p = weight(i);
+        if p > 0.0 {
+            total += p;
+            if p >= FLOOR {
+                likely.push((i as u32, p));
+            } else {
+                rest.push((i as u32, p));
+            }
+        }
+    }
+    likely.sort_by(candidate_order);
+    if let Some(keep) = prefix_reaching(&likely, top_p * total) {
+        likely.truncate(keep);
+        return likely;
+    }
+    likely.append(&mut rest);
+    likely.sort_by(candidate_order);
+    let keep = prefix_reaching(&likely, top_p * total).unwrap_or(likely.len());
+    likely.truncate(keep.max(1));
+    likely
+}
+
+/// The length of the shortest prefix whose weights sum to at least `target`.
+fn prefix_reaching(sorted: &[(u32, f64)], target: f64) -> Option<usize> {
+    let mut acc = 0.0;
+    for (n, c) in sorted.iter().enumerate() {
+        acc += c.1;
+        if acc >= target {
+            return Some(n + 1);
+        }
+    }
+    None
 }
 
 /// A small, fast, seedable generator (SplitMix64): sampling needs reproducibility, not
@@ -213,6 +262,42 @@ mod tests {
         assert!((1150..1420).contains(&counts[0]), "{counts:?}");
         assert!((380..570).contains(&counts[1]), "{counts:?}");
         assert!(counts[3] > 20, "{counts:?}");
+    }
+
+    /// The nucleus from the likely tokens equals the nucleus of a full sort, both when the
+    /// likely tokens reach the threshold and when the long tail must be sorted too.
+    #[test]
+    fn nucleus_equals_the_full_sort() {
+        let naive = |w: &[f64], top_p: f64| -> Vec<u32> {
+            let mut all: Vec<(u32, f64)> =
+                w.iter().enumerate().map(|(i, &p)| (i as u32, p)).collect();
+            all.sort_by(candidate_order);
+            let total: f64 = w.iter().sum();
+            let keep = prefix_reaching(&all, top_p * total).unwrap_or(all.len());
+            all[..keep.max(1)].iter().map(|c| c.0).collect()
+        };
+        let mut s = 7u64;
+        let peaked: Vec<f64> = (0..5000)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (-((s >> 40) as f64 / (1u64 << 24) as f64) * 30.0).exp()
+            })
+            .collect();
+        // One likely token and a tail of a million tokens each below the floor, holding most
+        // of the mass.
+        let mut flat = vec![9e-7; 1_000_000];
+        flat[123] = 1.0;
+        for w in [&peaked, &flat] {
+            for top_p in [0.1, 0.5, 0.9, 0.99] {
+                let got: Vec<u32> = nucleus(w.len(), &|_| true, &|i| w[i], top_p)
+                    .iter()
+                    .map(|c| c.0)
+                    .collect();
+                assert_eq!(got, naive(w, top_p), "top_p {top_p}");
+            }
+        }
     }
 
     #[test]
