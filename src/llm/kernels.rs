@@ -122,6 +122,17 @@ pub(crate) struct BlockQ8_1 {
 
 const QK: usize = 32;
 
+/// Asserts at compile time that our block type has candle's size and alignment, which the
+/// casts between their slices rely on.
+macro_rules! same_layout {
+    ($ours:ty, $candle:ty) => {
+        const _: () = assert!(
+            std::mem::size_of::<$ours>() == std::mem::size_of::<$candle>()
+                && std::mem::align_of::<$ours>() == std::mem::align_of::<$candle>()
+        );
+    };
+}
+
 /// Views the raw bytes of a quantized tensor of `rows` x `k` as its blocks of 32.
 fn blocks_of<B>(bytes: &[u8], rows: usize, k: usize) -> candle_core::Result<&[B]> {
     let size = std::mem::size_of::<B>();
@@ -172,10 +183,7 @@ pub(crate) struct BlockQ8_0 {
     qs: [i8; 32],
 }
 
-const _: () =
-    assert!(std::mem::size_of::<BlockQ8_0>() == std::mem::size_of::<k_quants::BlockQ8_0>());
-const _: () =
-    assert!(std::mem::align_of::<BlockQ8_0>() == std::mem::align_of::<k_quants::BlockQ8_0>());
+same_layout!(BlockQ8_0, k_quants::BlockQ8_0);
 
 /// Quantizes one row of activations as ggml's x86 `quantize_row_q8_0` does: scale 127/max
 /// (candle multiplies by 1/(max/127), which rounds differently), ties to even.
@@ -190,6 +198,15 @@ pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
     }
 }
 
+/// `m` rows of `k` activations quantized by [`quantize_q8_0`].
+fn quantize_rows_q8_0(x: &[f32], k: usize, m: usize) -> Vec<BlockQ8_0> {
+    let mut xq = vec![BlockQ8_0::default(); m * (k / QK)];
+    xq.par_chunks_mut(k / QK)
+        .zip(x.par_chunks(k))
+        .for_each(|(q, row)| quantize_q8_0(row, q));
+    xq
+}
+
 /// `x · wᵀ` for weights whose dot product partner is Q8_0, with the activations quantized by
 /// [`quantize_q8_0`] and the dot product of candle's block type `W`.
 fn matmul_q8_0_act<W>(w: &[W], rows: usize, k: usize, x: &[f32], m: usize) -> Vec<f32>
@@ -197,10 +214,7 @@ where
     W: k_quants::GgmlType<VecDotType = k_quants::BlockQ8_0> + Sync,
 {
     let kb = k / QK;
-    let mut xq = vec![BlockQ8_0::default(); m * kb];
-    xq.par_chunks_mut(kb)
-        .zip(x.par_chunks(k))
-        .for_each(|(q, row)| quantize_q8_0(row, q));
+    let xq = quantize_rows_q8_0(x, k, m);
     // SAFETY: BlockQ8_0 has candle's BlockQ8_0 layout (repr(C) f16 then 32 i8; size and
     // alignment asserted above), so the slice is a valid slice of candle's blocks.
     let xq: &[k_quants::BlockQ8_0] =
@@ -217,10 +231,7 @@ pub(crate) struct BlockQ4_0 {
     qs: [u8; 16],
 }
 
-const _: () =
-    assert!(std::mem::size_of::<BlockQ4_0>() == std::mem::size_of::<k_quants::BlockQ4_0>());
-const _: () =
-    assert!(std::mem::align_of::<BlockQ4_0>() == std::mem::align_of::<k_quants::BlockQ4_0>());
+same_layout!(BlockQ4_0, k_quants::BlockQ4_0);
 
 /// ggml's `block_q5_0`: 32 weights as `d * (q - 16)`, q's fifth bits in `qh`; candle's
 /// `BlockQ5_0`.
@@ -232,10 +243,7 @@ pub(crate) struct BlockQ5_0 {
     qs: [u8; 16],
 }
 
-const _: () =
-    assert!(std::mem::size_of::<BlockQ5_0>() == std::mem::size_of::<k_quants::BlockQ5_0>());
-const _: () =
-    assert!(std::mem::align_of::<BlockQ5_0>() == std::mem::align_of::<k_quants::BlockQ5_0>());
+same_layout!(BlockQ5_0, k_quants::BlockQ5_0);
 
 /// [`matmul_q8_0_act`] for Q4_0 and Q8_0 weights with our dot products: candle's (and ggml's
 /// AVX2) arithmetic bit for bit, with the f16 block scales converted in the register (candle
@@ -250,10 +258,7 @@ fn matmul_q8_0_own<W: avx2::SignedBytes + Sync>(
     m: usize,
 ) -> Vec<f32> {
     let kb = k / QK;
-    let mut xq = vec![BlockQ8_0::default(); m * kb];
-    xq.par_chunks_mut(kb)
-        .zip(x.par_chunks(k))
-        .for_each(|(q, row)| quantize_q8_0(row, q));
+    let xq = quantize_rows_q8_0(x, k, m);
     matmul_blocks(
         w,
         rows,
@@ -275,10 +280,7 @@ fn matmul_q8_0_own<W: avx2::SignedBytes + Sync>(
 #[cfg(target_arch = "x86_64")]
 fn matmul_q5_0_own(w: &[BlockQ5_0], rows: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
     let kb = k / QK;
-    let mut xq = vec![BlockQ8_0::default(); m * kb];
-    xq.par_chunks_mut(kb)
-        .zip(x.par_chunks(k))
-        .for_each(|(q, row)| quantize_q8_0(row, q));
+    let xq = quantize_rows_q8_0(x, k, m);
     matmul_blocks(
         w,
         rows,
@@ -426,11 +428,14 @@ mod avx2 {
 
     use super::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 
-    /// Weight blocks of 32 whose values are signed bytes times an f16 scale at the start.
+    /// Weight blocks of 32 whose values are signed bytes times an f16 scale: repr(C) types
+    /// whose first field is that scale.
     pub(crate) trait SignedBytes: Copy {
         /// The 32 values as signed bytes.
         unsafe fn values(&self) -> __m256i;
-        fn scale(&self) -> *const half::f16;
+        fn scale(&self) -> *const half::f16 {
+            (self as *const Self).cast()
+        }
     }
 
     impl SignedBytes for BlockQ8_0 {
@@ -439,9 +444,6 @@ mod avx2 {
             // SAFETY: 32 bytes; unaligned load.
             unsafe { _mm256_loadu_si256(self.qs.as_ptr().cast()) }
         }
-        fn scale(&self) -> *const half::f16 {
-            &self.d
-        }
     }
 
     impl SignedBytes for BlockQ4_0 {
@@ -449,17 +451,9 @@ mod avx2 {
         unsafe fn values(&self) -> __m256i {
             // SAFETY: 16 bytes; unaligned load. Callers enable AVX2.
             unsafe {
-                let packed = _mm_loadu_si128(self.qs.as_ptr().cast());
-                let bytes = _mm256_insertf128_si256::<1>(
-                    _mm256_castsi128_si256(packed),
-                    _mm_srli_epi16::<4>(packed),
-                );
-                let nibbles = _mm256_and_si256(_mm256_set1_epi8(0x0f), bytes);
+                let nibbles = nibbles(&self.qs);
                 _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8))
             }
-        }
-        fn scale(&self) -> *const half::f16 {
-            &self.d
         }
     }
 
@@ -470,12 +464,7 @@ mod avx2 {
             // `bytes_from_bits_32`: byte j is 0xff where bit j of qh is set; where it is not,
             // 0xf0 ored into the nibble makes it `q - 16` as a signed byte.
             unsafe {
-                let packed = _mm_loadu_si128(self.qs.as_ptr().cast());
-                let bytes = _mm256_insertf128_si256::<1>(
-                    _mm256_castsi128_si256(packed),
-                    _mm_srli_epi16::<4>(packed),
-                );
-                let nibbles = _mm256_and_si256(_mm256_set1_epi8(0x0f), bytes);
+                let nibbles = nibbles(&self.qs);
                 let bits = i32::from_le_bytes(self.qh);
                 let spread = _mm256_shuffle_epi8(
                     _mm256_set1_epi32(bits),
@@ -492,9 +481,19 @@ mod avx2 {
                 _mm256_or_si256(nibbles, high)
             }
         }
-        fn scale(&self) -> *const half::f16 {
-            &self.d
-        }
+    }
+
+    /// The 32 four-bit values of a block as bytes: low nibbles of `qs` first, then the high.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn nibbles(qs: &[u8; 16]) -> __m256i {
+        // SAFETY: 16 bytes; unaligned load.
+        let packed = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
+        let bytes = _mm256_insertf128_si256::<1>(
+            _mm256_castsi128_si256(packed),
+            _mm_srli_epi16::<4>(packed),
+        );
+        _mm256_and_si256(_mm256_set1_epi8(0x0f), bytes)
     }
 
     /// One f16 as f32, converted by F16C in the register.
@@ -618,20 +617,14 @@ mod avx2 {
     pub(super) unsafe fn dot_q4_1_q8_1(w: &[BlockQ4_1], x: &[BlockQ8_1]) -> f32 {
         let mut acc = _mm256_setzero_ps();
         let mut mins = 0f32;
-        let low = _mm256_set1_epi8(0x0f);
         let ones = _mm256_set1_epi16(1);
         for (wb, xb) in w.iter().zip(x) {
             // SAFETY: F16C is enabled for this function.
             let (scale, min) = unsafe { factors(wb, xb) };
             mins += min;
             let scale = _mm256_set1_ps(scale);
-            // SAFETY: qs are 16 and 32 bytes long; unaligned loads.
-            let packed = unsafe { _mm_loadu_si128(wb.qs.as_ptr().cast()) };
-            let nibbles = _mm256_insertf128_si256::<1>(
-                _mm256_castsi128_si256(packed),
-                _mm_srli_epi16::<4>(packed),
-            );
-            let qw = _mm256_and_si256(nibbles, low);
+            let qw = nibbles(&wb.qs);
+            // SAFETY: qs is 32 bytes long; unaligned load.
             let qx = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast()) };
             let pairs = _mm256_maddubs_epi16(qw, qx);
             let sums = _mm256_madd_epi16(pairs, ones);
@@ -648,16 +641,9 @@ mod avx2 {
         assert!(x.iter().all(|r| r.len() >= n));
         let mut acc = [_mm256_setzero_ps(); 4];
         let mut mins = [0f32; 4];
-        let low = _mm256_set1_epi8(0x0f);
         let ones = _mm256_set1_epi16(1);
         for (b, wb) in w.iter().enumerate() {
-            // SAFETY: qs is 16 bytes long; unaligned load.
-            let packed = unsafe { _mm_loadu_si128(wb.qs.as_ptr().cast()) };
-            let nibbles = _mm256_insertf128_si256::<1>(
-                _mm256_castsi128_si256(packed),
-                _mm_srli_epi16::<4>(packed),
-            );
-            let qw = _mm256_and_si256(nibbles, low);
+            let qw = nibbles(&wb.qs);
             for t in 0..4 {
                 // SAFETY: b < n <= every row's length (asserted above); qs is 32 bytes.
                 let xb = unsafe { x[t].get_unchecked(b) };
