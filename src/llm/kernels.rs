@@ -355,7 +355,7 @@ fn matmul_q5_0_own(w: &[BlockQ5_0], rows: usize, k: usize, x: &[f32], m: usize) 
         &xq,
         m,
         // SAFETY (both): the caller checked AVX2, FMA and F16C.
-        |wrow, xrow| unsafe { avx2::dot_q5_0_sequential(wrow, [xrow; 4])[0] },
+        |wrow, xrow| unsafe { avx2::dot_q5_0_sequential(wrow, [xrow])[0] },
         |wrow, xs| unsafe { avx2::dot_q5_0_sequential(wrow, xs) },
     )
 }
@@ -597,20 +597,23 @@ mod avx2 {
         hsum(acc)
     }
 
-    /// Q5_0 weights against four activation rows with candle's scalar arithmetic: per block
+    /// Q5_0 weights against `N` activation rows with candle's scalar arithmetic: per block
     /// the exact integer sum, then `sum += (isum * d_w) * d_x` in f32.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(crate) unsafe fn dot_q5_0_sequential(w: &[BlockQ5_0], x: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+    pub(crate) unsafe fn dot_q5_0_sequential<const N: usize>(
+        w: &[BlockQ5_0],
+        x: [&[BlockQ8_0]; N],
+    ) -> [f32; N] {
         let n = w.len();
         assert!(x.iter().all(|r| r.len() >= n));
-        let mut sums = [0f32; 4];
+        let mut sums = [0f32; N];
         let ones = _mm256_set1_epi16(1);
         for (b, wb) in w.iter().enumerate() {
             // SAFETY: b < n <= every row's length (asserted above); 32-byte quant loads.
             unsafe {
                 let values = wb.values();
                 let (ax, dw) = (_mm256_sign_epi8(values, values), f16_at(&wb.d));
-                for t in 0..4 {
+                for t in 0..N {
                     let xb = x[t].get_unchecked(b);
                     let qx = _mm256_loadu_si256(xb.qs.as_ptr().cast());
                     let sy = _mm256_sign_epi8(qx, values);
