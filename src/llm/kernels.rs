@@ -39,6 +39,10 @@ enum OwnPath {
     /// Q4_0, Q5_0 and Q8_0 weights: the activations quantized to Q8_0 as ggml's x86 code does
     /// (candle rounds them differently), then candle's dot product of the pair.
     Q8_0Activations(GgmlDType),
+    /// The same with our SIMD dot products ([`avx2`]): chosen once, where the CPU has AVX2,
+    /// FMA and F16C.
+    #[cfg(target_arch = "x86_64")]
+    Q8_0Simd(GgmlDType),
 }
 
 impl Linear {
@@ -48,6 +52,10 @@ impl Linear {
         let own = match weights.dtype() {
             _ if !eligible => None,
             GgmlDType::Q4_1 => Some(OwnPath::Q4_1),
+            #[cfg(target_arch = "x86_64")]
+            t @ (GgmlDType::Q4_0 | GgmlDType::Q5_0 | GgmlDType::Q8_0) if has_avx2_f16c() => {
+                Some(OwnPath::Q8_0Simd(t))
+            }
             t @ (GgmlDType::Q4_0 | GgmlDType::Q5_0 | GgmlDType::Q8_0) => {
                 Some(OwnPath::Q8_0Activations(t))
             }
@@ -69,45 +77,64 @@ impl Linear {
         let m = x.elem_count() / k;
         let input = x.flatten_all()?.to_vec1::<f32>()?;
         let bytes = self.weights.data()?;
-        let out = match path {
-            OwnPath::Q4_1 => matmul_q4_1(blocks_of(&bytes, rows, k)?, rows, k, &input, m),
-            OwnPath::Q8_0Activations(GgmlDType::Q4_0) if has_avx2_f16c() => {
-                matmul_q8_0_own::<BlockQ4_0>(blocks_of(&bytes, rows, k)?, rows, k, &input, m)
-            }
-            OwnPath::Q8_0Activations(GgmlDType::Q5_0) if has_avx2_f16c() => {
-                matmul_q5_0_own(blocks_of(&bytes, rows, k)?, rows, k, &input, m)
-            }
-            OwnPath::Q8_0Activations(GgmlDType::Q8_0) if has_avx2_f16c() => {
-                matmul_q8_0_own::<BlockQ8_0>(blocks_of(&bytes, rows, k)?, rows, k, &input, m)
-            }
-            OwnPath::Q8_0Activations(GgmlDType::Q4_0) => matmul_q8_0_act::<k_quants::BlockQ4_0>(
-                blocks_of(&bytes, rows, k)?,
-                rows,
-                k,
-                &input,
-                m,
-            ),
-            OwnPath::Q8_0Activations(GgmlDType::Q5_0) => matmul_q8_0_act::<k_quants::BlockQ5_0>(
-                blocks_of(&bytes, rows, k)?,
-                rows,
-                k,
-                &input,
-                m,
-            ),
-            OwnPath::Q8_0Activations(_) => matmul_q8_0_act::<k_quants::BlockQ8_0>(
-                blocks_of(&bytes, rows, k)?,
-                rows,
-                k,
-                &input,
-                m,
-            ),
-        };
+        let out = product(path, &bytes, rows, k, &input, m)?;
         let mut out_dims = dims;
         if let Some(last) = out_dims.last_mut() {
             *last = rows;
         }
         Tensor::from_vec(out, out_dims, &Device::Cpu)
     }
+}
+
+/// `x · wᵀ` for `m` rows of `k` activations against the `rows` x `k` weights in `bytes`, by
+/// our path `path`, token-major.
+fn product(
+    path: OwnPath,
+    bytes: &[u8],
+    rows: usize,
+    k: usize,
+    x: &[f32],
+    m: usize,
+) -> candle_core::Result<Vec<f32>> {
+    Ok(match path {
+        OwnPath::Q4_1 => {
+            let w = blocks_of::<BlockQ4_1>(bytes, rows, k)?;
+            matmul_quantized(w, rows, k, x, m, quantize_q8_1, dot_fn(), dot4_fn())
+        }
+        OwnPath::Q8_0Activations(GgmlDType::Q4_0) => {
+            matmul_candle_dot::<k_quants::BlockQ4_0>(blocks_of(bytes, rows, k)?, rows, k, x, m)
+        }
+        OwnPath::Q8_0Activations(GgmlDType::Q5_0) => {
+            matmul_candle_dot::<k_quants::BlockQ5_0>(blocks_of(bytes, rows, k)?, rows, k, x, m)
+        }
+        OwnPath::Q8_0Activations(_) => {
+            matmul_candle_dot::<k_quants::BlockQ8_0>(blocks_of(bytes, rows, k)?, rows, k, x, m)
+        }
+        // SAFETY (every unsafe call below): this path is only chosen where the CPU has AVX2,
+        // FMA and F16C (`Linear::new`).
+        #[cfg(target_arch = "x86_64")]
+        OwnPath::Q8_0Simd(GgmlDType::Q5_0) => {
+            let w = blocks_of::<BlockQ5_0>(bytes, rows, k)?;
+            matmul_quantized(
+                w,
+                rows,
+                k,
+                x,
+                m,
+                quantize_q8_0,
+                |wrow, xrow| unsafe { avx2::dot_q5_0_sequential(wrow, [xrow])[0] },
+                |wrow, xs| unsafe { avx2::dot_q5_0_sequential(wrow, xs) },
+            )
+        }
+        #[cfg(target_arch = "x86_64")]
+        OwnPath::Q8_0Simd(GgmlDType::Q4_0) => unsafe {
+            matmul_simd_q8_0::<BlockQ4_0>(blocks_of(bytes, rows, k)?, rows, k, x, m)
+        },
+        #[cfg(target_arch = "x86_64")]
+        OwnPath::Q8_0Simd(_) => unsafe {
+            matmul_simd_q8_0::<BlockQ8_0>(blocks_of(bytes, rows, k)?, rows, k, x, m)
+        },
+    })
 }
 
 /// ggml's `block_q4_1`: 32 weights as `d * q + m`, q in 0..16, low nibbles first.
@@ -206,11 +233,6 @@ pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
     }
 }
 
-/// `m` rows of `k` activations quantized by [`quantize_q8_0`].
-fn quantize_rows_q8_0(x: &[f32], k: usize, m: usize) -> Vec<BlockQ8_0> {
-    quantize_rows(x, k, m, quantize_q8_0)
-}
-
 /// `m` rows of `k` activations quantized row by row with `quantize`, in parallel.
 fn quantize_rows<B: Default + Clone + Send>(
     x: &[f32],
@@ -285,18 +307,39 @@ impl<T> RowsOut<T> {
 
 /// `x · wᵀ` for weights whose dot product partner is Q8_0, with the activations quantized by
 /// [`quantize_q8_0`] and the dot product of candle's block type `W`.
-fn matmul_q8_0_act<W>(w: &[W], rows: usize, k: usize, x: &[f32], m: usize) -> Vec<f32>
+fn matmul_candle_dot<W>(w: &[W], rows: usize, k: usize, x: &[f32], m: usize) -> Vec<f32>
 where
     W: k_quants::GgmlType<VecDotType = k_quants::BlockQ8_0> + Sync,
 {
-    let kb = k / QK;
-    let xq = quantize_rows_q8_0(x, k, m);
+    let dot = |wrow: &[W], xrow: &[BlockQ8_0]| W::vec_dot(k, wrow, as_candle_q8_0(xrow));
+    let dot4 = |wrow: &[W], xs: [&[BlockQ8_0]; 4]| xs.map(|xrow| dot(wrow, xrow));
+    matmul_quantized(w, rows, k, x, m, quantize_q8_0, dot, dot4)
+}
+
+/// `x · wᵀ` for Q4_0 or Q8_0 weights by our SIMD dot products, which give candle's results
+/// bit for bit.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[cfg(target_arch = "x86_64")]
+unsafe fn matmul_simd_q8_0<W: avx2::SignedBytes + Sync>(
+    w: &[W],
+    rows: usize,
+    k: usize,
+    x: &[f32],
+    m: usize,
+) -> Vec<f32> {
+    // SAFETY (both): the caller guarantees the CPU features.
+    let dot = |wrow: &[W], xrow: &[BlockQ8_0]| unsafe { avx2::dot_q8_0(wrow, xrow) };
+    let dot4 = |wrow: &[W], xs: [&[BlockQ8_0]; 4]| unsafe { avx2::dot4_q8_0(wrow, xs) };
+    matmul_quantized(w, rows, k, x, m, quantize_q8_0, dot, dot4)
+}
+
+/// Our Q8_0 blocks as candle's.
+fn as_candle_q8_0(x: &[BlockQ8_0]) -> &[k_quants::BlockQ8_0] {
     // SAFETY: BlockQ8_0 has candle's BlockQ8_0 layout (repr(C) f16 then 32 i8; size and
-    // alignment asserted above), so the slice is a valid slice of candle's blocks.
-    let xq: &[k_quants::BlockQ8_0] =
-        unsafe { std::slice::from_raw_parts(xq.as_ptr().cast(), xq.len()) };
-    let dot = |wrow: &[W], xrow: &[k_quants::BlockQ8_0]| W::vec_dot(k, wrow, xrow);
-    matmul_blocks(w, rows, kb, xq, m, dot, |wrow, xs| xs.map(|x| dot(wrow, x)))
+    // alignment asserted with `same_layout!`), so the slice is a valid slice of candle's blocks.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
 }
 
 /// ggml's `block_q4_0`: 32 weights as `d * (q - 8)`, low nibbles first; candle's `BlockQ4_0`.
@@ -321,69 +364,21 @@ pub(crate) struct BlockQ5_0 {
 
 same_layout!(BlockQ5_0, k_quants::BlockQ5_0);
 
-/// [`matmul_q8_0_act`] for Q4_0 and Q8_0 weights with our dot products: candle's (and ggml's
-/// AVX2) arithmetic bit for bit, with the f16 block scales converted in the register (candle
-/// calls a function per value) and four activation rows per weight row. AVX2, FMA and F16C
-/// only: the caller checks.
-#[cfg(target_arch = "x86_64")]
-fn matmul_q8_0_own<W: avx2::SignedBytes + Sync>(
+/// `x · wᵀ`: the `m` rows of `k` activations quantized by `quantize`, then every weight row
+/// against every activation row by [`matmul_blocks`] with `dot` and `dot4`.
+#[allow(clippy::too_many_arguments)]
+fn matmul_quantized<W: Sync, X: Default + Clone + Send + Sync>(
     w: &[W],
     rows: usize,
     k: usize,
     x: &[f32],
     m: usize,
+    quantize: impl Fn(&[f32], &mut [X]) + Sync,
+    dot: impl Fn(&[W], &[X]) -> f32 + Sync,
+    dot4: impl Fn(&[W], [&[X]; 4]) -> [f32; 4] + Sync,
 ) -> Vec<f32> {
-    let kb = k / QK;
-    let xq = quantize_rows_q8_0(x, k, m);
-    matmul_blocks(
-        w,
-        rows,
-        kb,
-        &xq,
-        m,
-        // SAFETY (both): the caller checked AVX2, FMA and F16C.
-        |wrow, xrow| unsafe { avx2::dot_q8_0(wrow, xrow) },
-        |wrow, xs| unsafe { avx2::dot4_q8_0(wrow, xs) },
-    )
-}
-
-/// [`matmul_q8_0_act`] for Q5_0 weights, where candle has only a scalar product (60% of
-/// Gemma 3's time): the exact integer sum of each block in SIMD, then candle's float
-/// arithmetic `sum += (isum * d_w) * d_x` in its order, so results are bit-identical to
-/// candle's. (ggml's AVX2 order, eight float lanes, was measured too: it lowered Gemma 3's
-/// greedy agreement with llama.cpp from 8 to 5 of 10 prompts, so the candle order stays
-/// until the rest of the difference is found.) AVX2, FMA and F16C only: the caller checks.
-#[cfg(target_arch = "x86_64")]
-fn matmul_q5_0_own(w: &[BlockQ5_0], rows: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
-    let kb = k / QK;
-    let xq = quantize_rows_q8_0(x, k, m);
-    matmul_blocks(
-        w,
-        rows,
-        kb,
-        &xq,
-        m,
-        // SAFETY (both): the caller checked AVX2, FMA and F16C.
-        |wrow, xrow| unsafe { avx2::dot_q5_0_sequential(wrow, [xrow])[0] },
-        |wrow, xs| unsafe { avx2::dot_q5_0_sequential(wrow, xs) },
-    )
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn matmul_q5_0_own(_: &[BlockQ5_0], _: usize, _: usize, _: &[f32], _: usize) -> Vec<f32> {
-    unreachable!("has_avx2_f16c is false off x86-64")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn matmul_q8_0_own<W>(_: &[W], _: usize, _: usize, _: &[f32], _: usize) -> Vec<f32> {
-    unreachable!("has_avx2_f16c is false off x86-64")
-}
-
-/// `out[i][j] = x[i] · w[j]` for `m` rows of `k` activations against `rows` weight rows.
-fn matmul_q4_1(w: &[BlockQ4_1], rows: usize, k: usize, x: &[f32], m: usize) -> Vec<f32> {
-    let kb = k / QK;
-    let xq = quantize_rows(x, k, m, quantize_q8_1);
-    matmul_blocks(w, rows, kb, &xq, m, dot_fn(), dot4_fn())
+    let xq = quantize_rows(x, k, m, quantize);
+    matmul_blocks(w, rows, k / QK, &xq, m, dot, dot4)
 }
 
 /// `out[i][j] = dot(w[j], x[i])` over rows of `kb` blocks. Weight rows are split across
@@ -880,6 +875,7 @@ mod tests {
 
     /// Our Q4_0, Q5_0 and Q8_0 products equal candle's bit for bit (only the f16 conversion and the
     /// row grouping differ), so models on them decode exactly as before.
+    #[cfg(target_arch = "x86_64")]
     #[test]
     fn q8_0_activation_dots_equal_candles_exactly() {
         if !has_avx2_f16c() {
@@ -893,48 +889,9 @@ mod tests {
             let bytes = t.data().unwrap();
             for m in [1, 6] {
                 let x = random(m * k, 41);
-                let ours = match dtype {
-                    GgmlDType::Q5_0 => {
-                        matmul_q5_0_own(blocks_of(&bytes, rows, k).unwrap(), rows, k, &x, m)
-                    }
-                    GgmlDType::Q4_0 => matmul_q8_0_own::<BlockQ4_0>(
-                        blocks_of(&bytes, rows, k).unwrap(),
-                        rows,
-                        k,
-                        &x,
-                        m,
-                    ),
-                    _ => matmul_q8_0_own::<BlockQ8_0>(
-                        blocks_of(&bytes, rows, k).unwrap(),
-                        rows,
-                        k,
-                        &x,
-                        m,
-                    ),
-                };
-                let theirs = match dtype {
-                    GgmlDType::Q5_0 => matmul_q8_0_act::<k_quants::BlockQ5_0>(
-                        blocks_of(&bytes, rows, k).unwrap(),
-                        rows,
-                        k,
-                        &x,
-                        m,
-                    ),
-                    GgmlDType::Q4_0 => matmul_q8_0_act::<k_quants::BlockQ4_0>(
-                        blocks_of(&bytes, rows, k).unwrap(),
-                        rows,
-                        k,
-                        &x,
-                        m,
-                    ),
-                    _ => matmul_q8_0_act::<k_quants::BlockQ8_0>(
-                        blocks_of(&bytes, rows, k).unwrap(),
-                        rows,
-                        k,
-                        &x,
-                        m,
-                    ),
-                };
+                let ours = product(OwnPath::Q8_0Simd(dtype), &bytes, rows, k, &x, m).unwrap();
+                let theirs =
+                    product(OwnPath::Q8_0Activations(dtype), &bytes, rows, k, &x, m).unwrap();
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&ours), bits(&theirs), "{dtype:?} m={m}");
             }
@@ -960,7 +917,7 @@ mod tests {
         let w = blocks_of::<BlockQ4_1>(&bytes, rows, k).unwrap();
         for m in [1, 3, 4, 37] {
             let x = random(m * k, m as u64 + 5);
-            let got = matmul_q4_1(w, rows, k, &x, m);
+            let got = product(OwnPath::Q4_1, &bytes, rows, k, &x, m).unwrap();
             let mut xq = vec![BlockQ8_1::default(); m * (k / QK)];
             for (q, row) in xq.chunks_mut(k / QK).zip(x.chunks(k)) {
                 quantize_q8_1(row, q);
