@@ -8,6 +8,7 @@
 //! (decompression bombs, object and page counts) before the PDF libraries allocate for it.
 
 mod clean;
+mod content;
 mod forms;
 mod glyphs;
 mod layout;
