@@ -100,6 +100,12 @@ pub(crate) fn capture(bytes: &[u8], source: &str, max_pages: usize) -> Result<Ra
             });
         }
     }
+    // Glyph names such as `e.sc` or `f_f_i` would otherwise lose their text (see `glyphnames`).
+    if let Ok(renamed) = guarded(|| super::glyphnames::normalise(&mut doc))
+        && renamed > 0
+    {
+        tracing::debug!(source, renamed, "glyph names mapped");
+    }
     let pages = match guarded(|| doc.get_pages()) {
         Ok(pages) if !pages.is_empty() => pages,
         Ok(_) => {
