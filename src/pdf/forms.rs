@@ -1,102 +1,97 @@
-//! Form XObject inlining. pdf-extract draws a form XObject (how LaTeX embeds PDF figures, and
-//! how some producers wrap whole pages) with a fresh identity transform, ignoring both the
-//! page's current transform and the form's /Matrix, so figure labels land at arbitrary places
-//! and sizes on the page. It also runs image XObjects through the content parser. Before
-//! extraction we therefore rewrite each page's content: every form is replaced by its own
-//! operators wrapped in `q <Matrix> cm ... Q`, with the form's resource names renamed into the
-//! page's resource dictionary, and image `Do`s (no text) and inline images are dropped.
+//! The text operators of a page, forms inlined. pdf-extract draws a form XObject (how LaTeX
+//! embeds PDF figures, and how some producers wrap whole pages) with a fresh identity
+//! transform, ignoring both the page's current transform and the form's /Matrix, so figure
+//! labels land at arbitrary places and sizes on the page; it also runs image XObjects through
+//! the content parser. And it parses every operator of a page with lopdf's slow parser,
+//! though half of a paper's content bytes are vector graphics that place no text.
+//!
+//! Before extraction we therefore rewrite each page's content with the [`super::content`]
+//! lexer, keeping only the operators pdf-extract uses to place text (text objects, text
+//! state, text showing, `cm`, `q`/`Q`), copied byte for byte. Every form is replaced by its
+//! own kept operators wrapped in `q <Matrix> cm ... Q`, with the form's font names renamed
+//! into the page's font dictionary; images, inline images, paths, colours, graphics-state
+//! dictionaries and marked content are dropped (pdf-extract reads nothing from them that
+//! reaches a glyph's text or position).
 //!
 //! Callers run this under `guarded` and keep the original page on any failure.
 
 use std::collections::BTreeMap;
 
-use lopdf::content::{Content, Operation};
 use lopdf::{Dictionary, Document, Object, ObjectId, Stream};
+
+use super::content::{self, Kind, Op};
 
 /// Nesting depth at which forms are no longer expanded (guards against reference cycles).
 const MAX_DEPTH: usize = 8;
 /// Operator budget per page after expansion (a form reused thousands of times could explode).
 const MAX_OPS: usize = 2_000_000;
 
-/// Resource categories whose names appear as operands and must be renamed with the form.
-const CATEGORIES: &[&[u8]] = &[
-    b"Font",
-    b"XObject",
-    b"ExtGState",
-    b"ColorSpace",
-    b"Pattern",
-    b"Shading",
-    b"Properties",
+/// The operators that pdf-extract reads to place text, kept as they are.
+const TEXT_OPERATORS: &[&[u8]] = &[
+    b"BT", b"ET", b"cm", b"q", b"Q", b"Tc", b"Tw", b"Tz", b"TL", b"Ts", b"Tm", b"Td", b"TD", b"T*",
+    b"TJ", b"Tj",
 ];
 
-/// Rewrites the page `page_id` in place when it draws form XObjects. Returns whether the page
-/// was changed; `Err` leaves the document unchanged.
-pub(crate) fn inline_page(doc: &mut Document, page_id: ObjectId) -> Result<bool, String> {
-    let (new_content, merged) = {
-        let doc_ref: &Document = doc;
-        let page = doc_ref
-            .get_dictionary(page_id)
-            .map_err(|e| format!("page dictionary: {e}"))?;
-        let resources = inherited_resources(doc_ref, page)
-            .cloned()
-            .unwrap_or_default();
-        let bytes = doc_ref
-            .get_page_content(page_id)
-            .map_err(|e| format!("page content: {e}"))?;
-        // Parsing the content is a good part of the extraction time; most text pages have
-        // nothing to inline, which the resources and a byte scan already tell.
-        if !may_draw_xobjects(doc_ref, &resources, &bytes) {
-            return Ok(false);
-        }
-        let content = Content::decode(&bytes).map_err(|e| format!("page content: {e}"))?;
-        if !draws_xobjects(&content.operations) {
-            return Ok(false);
-        }
-        let mut inliner = Inliner {
-            doc: doc_ref,
-            merged: BTreeMap::new(),
-            counter: 0,
-            ops: 0,
-        };
-        inliner.register(&resources, None);
-        let mut out = Vec::with_capacity(content.operations.len());
-        inliner.expand(content.operations, &resources, None, 0, &mut out)?;
-        let encoded = Content { operations: out }
-            .encode()
-            .map_err(|e| format!("encoding content: {e}"))?;
-        let mut merged_res = resources.clone();
-        for (category, dict) in inliner.merged {
-            merged_res.set(category, Object::Dictionary(dict));
-        }
-        (encoded, merged_res)
-    };
-    let content_id = doc.add_object(Stream::new(Dictionary::new(), new_content));
+/// Rewrites the page `page_id` in place to its text operators, forms inlined.
+#[cfg(test)]
+pub(crate) fn inline_page(doc: &mut Document, page_id: ObjectId) -> Result<(), String> {
+    let page = doc
+        .get_dictionary(page_id)
+        .map_err(|e| format!("page dictionary: {e}"))?;
+    let resources = page_resources(doc, page);
+    let bytes = doc
+        .get_page_content(page_id)
+        .map_err(|e| format!("page content: {e}"))?;
+    let (content, resources) = text_content(doc, &resources, &bytes)?;
+    set_page_content(doc, page_id, content, resources)
+}
+
+/// Points the page `page_id` at new content and resources.
+pub(crate) fn set_page_content(
+    doc: &mut Document,
+    page_id: ObjectId,
+    content: Vec<u8>,
+    resources: Dictionary,
+) -> Result<(), String> {
+    let content_id = doc.add_object(Stream::new(Dictionary::new(), content));
     let page = doc
         .get_object_mut(page_id)
         .and_then(Object::as_dict_mut)
         .map_err(|e| format!("page dictionary: {e}"))?;
     page.set("Contents", content_id);
-    page.set("Resources", Object::Dictionary(merged));
-    Ok(true)
+    page.set("Resources", Object::Dictionary(resources));
+    Ok(())
 }
 
-/// False only when the page cannot draw an XObject (no /XObject resources) and holds no
-/// inline image (no `BI` token in its content bytes).
-fn may_draw_xobjects(doc: &Document, resources: &Dictionary, content: &[u8]) -> bool {
-    // An /XObject entry that is not a dictionary is left to the full check.
-    let has_xobjects = resources
-        .get(b"XObject")
-        .is_ok_and(|o| deref(doc, o).as_dict().ok().is_none_or(|d| !d.is_empty()));
-    let delimiter = |b: u8| b.is_ascii_whitespace() || b"()<>[]{}/%".contains(&b);
-    let inline_image = content
-        .windows(4)
-        .any(|w| delimiter(w[0]) && w[1] == b'B' && w[2] == b'I' && delimiter(w[3]));
-    has_xobjects || inline_image
+/// The page's resources as pdf-extract finds them (inherited down the page tree), or none.
+pub(crate) fn page_resources(doc: &Document, page: &Dictionary) -> Dictionary {
+    inherited_resources(doc, page).cloned().unwrap_or_default()
 }
 
-fn draws_xobjects(ops: &[Operation]) -> bool {
-    ops.iter()
-        .any(|op| op.operator == "Do" || op.operator == "BI")
+/// The text operators of a page's content `bytes` (resources `resources`), forms inlined,
+/// and the resources they need: a /Font dictionary with the page's fonts and those of its
+/// forms. Reads the document only, so pages can be prepared in parallel.
+pub(crate) fn text_content(
+    doc: &Document,
+    resources: &Dictionary,
+    bytes: &[u8],
+) -> Result<(Vec<u8>, Dictionary), String> {
+    let mut inliner = Inliner {
+        doc,
+        fonts: BTreeMap::new(),
+        counter: 0,
+        ops: 0,
+    };
+    inliner.register(resources, None);
+    let mut out = Vec::with_capacity(bytes.len() / 2);
+    inliner.expand(bytes, resources, None, 0, &mut out)?;
+    let mut fonts = Dictionary::new();
+    for (name, font) in inliner.fonts {
+        fonts.set(name, font);
+    }
+    let mut res = Dictionary::new();
+    res.set("Font", Object::Dictionary(fonts));
+    Ok((out, res))
 }
 
 /// The page's /Resources, looked up the page tree like pdf-extract does.
@@ -117,140 +112,144 @@ fn deref<'a>(doc: &'a Document, obj: &'a Object) -> &'a Object {
 
 struct Inliner<'a> {
     doc: &'a Document,
-    /// category -> merged name -> object.
-    merged: BTreeMap<Vec<u8>, Dictionary>,
+    /// Font name (renamed) -> font object.
+    fonts: BTreeMap<Vec<u8>, Object>,
     counter: usize,
     ops: usize,
 }
 
 impl Inliner<'_> {
-    /// Adds every named resource of `res` to the merged dictionary, names prefixed.
+    /// Adds the fonts of `res` to the merged font dictionary, names prefixed.
     fn register(&mut self, res: &Dictionary, prefix: Option<&str>) {
-        for &category in CATEGORIES {
-            let Some(dict) = res
-                .get(category)
-                .ok()
-                .and_then(|o| deref(self.doc, o).as_dict().ok())
-            else {
-                continue;
-            };
-            let target = self.merged.entry(category.to_vec()).or_default();
-            for (name, obj) in dict.iter() {
-                target.set(renamed(prefix, name), obj.clone());
-            }
-        }
-    }
-
-    /// Renames the resource operand at `index` when `res` defines it in `category`.
-    fn rename_operand(
-        &self,
-        op: &mut Operation,
-        index: usize,
-        category: &[u8],
-        res: &Dictionary,
-        prefix: Option<&str>,
-    ) {
-        let Some(prefix) = prefix else { return };
-        let Some(Object::Name(name)) = op.operands.get(index) else {
+        let Some(dict) = category_dict(self.doc, res, b"Font") else {
             return;
         };
-        let known = category_dict(self.doc, res, category).is_some_and(|d| d.get(name).is_ok());
-        if known {
-            let new = renamed(Some(prefix), name);
-            op.operands[index] = Object::Name(new);
+        for (name, obj) in dict.iter() {
+            self.fonts.insert(renamed(prefix, name), obj.clone());
         }
     }
 
     fn expand(
         &mut self,
-        ops: Vec<Operation>,
+        bytes: &[u8],
         res: &Dictionary,
         prefix: Option<&str>,
         depth: usize,
-        out: &mut Vec<Operation>,
+        out: &mut Vec<u8>,
     ) -> Result<(), String> {
-        for mut op in ops {
+        let mut failure = None;
+        content::for_each_op(bytes, |op| {
             self.ops += 1;
             if self.ops > MAX_OPS {
-                return Err("content too large after inlining forms".to_string());
+                failure = Some("content too large after inlining forms".to_string());
+                return false;
             }
-            match op.operator.as_str() {
-                // Inline images: no text, and lopdf cannot re-encode them.
-                "BI" => continue,
-                "Do" => {
+            match op.operator {
+                b"Do" => {
                     let doc = self.doc;
-                    if let Some((stream, own_res)) = form_of(doc, res, &op) {
-                        if depth >= MAX_DEPTH {
-                            continue;
-                        }
-                        self.inline_form(stream, own_res, res, prefix, depth, out)?;
+                    if let Some((id, stream, own_res)) = form_of(doc, res, bytes, op)
+                        && depth < MAX_DEPTH
+                        && let Err(why) =
+                            self.inline_form(id, stream, own_res, res, prefix, depth, out)
+                    {
+                        failure = Some(why);
+                        return false;
                     }
                     // Images and other XObjects hold no text.
-                    continue;
                 }
-                "Tf" => self.rename_operand(&mut op, 0, b"Font", res, prefix),
-                "gs" => self.rename_operand(&mut op, 0, b"ExtGState", res, prefix),
-                "cs" | "CS" => self.rename_operand(&mut op, 0, b"ColorSpace", res, prefix),
-                "sh" => self.rename_operand(&mut op, 0, b"Shading", res, prefix),
-                "scn" | "SCN" => {
-                    let last = op.operands.len().saturating_sub(1);
-                    self.rename_operand(&mut op, last, b"Pattern", res, prefix);
+                b"Tf" => {
+                    let renamed_font = prefix.and_then(|p| {
+                        let first = op.operands.first().filter(|o| o.kind == Kind::Name)?;
+                        let name = content::name(&bytes[first.span.clone()]);
+                        category_dict(self.doc, res, b"Font")?.get(&name).ok()?;
+                        Some((renamed(Some(p), &name), op.operands.get(1)?.span.clone()))
+                    });
+                    match renamed_font {
+                        Some((name, size)) => {
+                            content::write_name(out, &name);
+                            out.push(b' ');
+                            out.extend_from_slice(&bytes[size]);
+                            out.extend_from_slice(b" Tf\n");
+                        }
+                        None => copy(out, bytes, op),
+                    }
                 }
-                "BDC" | "DP" => self.rename_operand(&mut op, 1, b"Properties", res, prefix),
+                other if TEXT_OPERATORS.contains(&other) => copy(out, bytes, op),
                 _ => {}
             }
-            out.push(op);
-        }
-        Ok(())
+            true
+        });
+        failure.map_or(Ok(()), Err)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn inline_form(
         &mut self,
+        id: Option<ObjectId>,
         stream: &Stream,
         own_res: Option<&Dictionary>,
         parent_res: &Dictionary,
         parent_prefix: Option<&str>,
         depth: usize,
-        out: &mut Vec<Operation>,
+        out: &mut Vec<u8>,
     ) -> Result<(), String> {
-        let bytes = if stream.dict.get(b"Filter").is_ok() {
-            stream
-                .decompressed_content()
-                .map_err(|e| format!("form content: {e}"))?
+        let decoded;
+        let bytes: &[u8] = if stream.dict.get(b"Filter").is_ok() {
+            match stream.decompressed_content() {
+                Ok(d) => {
+                    decoded = d;
+                    &decoded
+                }
+                // An undecodable figure loses its labels, not the page.
+                Err(_) => return Ok(()),
+            }
         } else {
-            stream.content.clone()
+            &stream.content
         };
-        let Ok(content) = Content::decode(&bytes) else {
-            // An undecodable figure loses its labels, not the page.
-            return Ok(());
-        };
-        out.push(Operation::new("q", vec![]));
+        out.extend_from_slice(b"q\n");
         if let Ok(m) = stream.dict.get(b"Matrix").and_then(Object::as_array)
             && m.len() == 6
-            && m.iter().all(|v| v.as_float().is_ok() || v.as_i64().is_ok())
         {
-            out.push(Operation::new("cm", m.clone()));
+            let numbers: Option<Vec<String>> = m
+                .iter()
+                .map(|v| match v {
+                    Object::Integer(i) => Some(i.to_string()),
+                    Object::Real(r) if r.is_finite() => Some(r.to_string()),
+                    _ => None,
+                })
+                .collect();
+            if let Some(numbers) = numbers {
+                out.extend_from_slice(numbers.join(" ").as_bytes());
+                out.extend_from_slice(b" cm\n");
+            }
         }
         match own_res {
             Some(own) => {
-                self.counter += 1;
-                let prefix = format!("pdx{}_", self.counter);
-                let own = own.clone();
-                self.register(&own, Some(&prefix));
-                self.expand(content.operations, &own, Some(&prefix), depth + 1, out)?;
+                // Named after the form's object, so every page that draws it gives its
+                // fonts the same names (pages can then share one resource dictionary and
+                // pdf-extract's font cache, see `glyphs`).
+                let prefix = match id {
+                    Some((n, g)) => format!("pdx{n}_{g}_"),
+                    None => {
+                        self.counter += 1;
+                        format!("pdxd{}_", self.counter)
+                    }
+                };
+                self.register(own, Some(&prefix));
+                self.expand(bytes, own, Some(&prefix), depth + 1, out)?;
             }
             // Without its own resources a form uses its parent's names.
-            None => self.expand(
-                content.operations,
-                parent_res,
-                parent_prefix,
-                depth + 1,
-                out,
-            )?,
+            None => self.expand(bytes, parent_res, parent_prefix, depth + 1, out)?,
         }
-        out.push(Operation::new("Q", vec![]));
+        out.extend_from_slice(b"Q\n");
         Ok(())
     }
+}
+
+/// Copies an operation as it is, on a line of its own.
+fn copy(out: &mut Vec<u8>, bytes: &[u8], op: &Op<'_>) {
+    out.extend_from_slice(&bytes[op.span.clone()]);
+    out.push(b'\n');
 }
 
 fn category_dict<'a>(
@@ -263,15 +262,20 @@ fn category_dict<'a>(
         .and_then(|o| deref(doc, o).as_dict().ok())
 }
 
-/// The form XObject a `Do` draws, with its own resources if it has any.
+/// The form XObject a `Do` draws (its object id when indirect), with its own resources if it
+/// has any.
 fn form_of<'a>(
     doc: &'a Document,
     res: &'a Dictionary,
-    op: &Operation,
-) -> Option<(&'a Stream, Option<&'a Dictionary>)> {
-    let name = op.operands.first()?.as_name().ok()?;
+    bytes: &[u8],
+    op: &Op<'_>,
+) -> Option<(Option<ObjectId>, &'a Stream, Option<&'a Dictionary>)> {
+    let first = op.operands.first().filter(|o| o.kind == Kind::Name)?;
+    let name = content::name(&bytes[first.span.clone()]);
     let xobjects = category_dict(doc, res, b"XObject")?;
-    let stream = deref(doc, xobjects.get(name).ok()?).as_stream().ok()?;
+    let entry = xobjects.get(&name).ok()?;
+    let id = entry.as_reference().ok();
+    let stream = deref(doc, entry).as_stream().ok()?;
     let subtype = stream.dict.get(b"Subtype").ok()?.as_name().ok()?;
     if subtype != b"Form" {
         return None;
@@ -281,7 +285,7 @@ fn form_of<'a>(
         .get(b"Resources")
         .ok()
         .and_then(|o| deref(doc, o).as_dict().ok());
-    Some((stream, own))
+    Some((id, stream, own))
 }
 
 fn renamed(prefix: Option<&str>, name: &[u8]) -> Vec<u8> {
@@ -335,7 +339,7 @@ mod tests {
         let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
         doc.trailer.set("Root", catalog);
 
-        assert_eq!(inline_page(&mut doc, page_id), Ok(true));
+        assert_eq!(inline_page(&mut doc, page_id), Ok(()));
         let raw = super::super::glyphs::capture_doc(&doc, "form.pdf", 5);
         let glyphs = &raw.pages[0].glyphs;
         let text: String = glyphs.iter().map(|g| g.text.as_str()).collect();

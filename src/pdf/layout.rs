@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use super::glyphs::{Glyph, RawPage};
 
 /// A run of glyphs without an internal gap, on one baseline.
@@ -81,8 +83,9 @@ pub(crate) struct PageLines {
 
 /// Lays out all pages of a document.
 pub(crate) fn lay_out(pages: &[RawPage]) -> Vec<PageLines> {
+    // Pages are independent until the document-wide statistics below: build them in parallel.
     let mut built: Vec<(Vec<Line>, &RawPage)> = pages
-        .iter()
+        .par_iter()
         .map(|p| {
             let lines = match &p.plain {
                 Some(text) => plain_lines(p.number, text),
@@ -97,7 +100,7 @@ pub(crate) fn lay_out(pages: &[RawPage]) -> Vec<PageLines> {
 
     // Decide columns per page, then settle undecided (sparse) pages by the document majority.
     let decisions: Vec<Option<f64>> = built
-        .iter()
+        .par_iter()
         .map(|(lines, p)| {
             if p.plain.is_some() {
                 Some(f64::NAN)
@@ -116,7 +119,7 @@ pub(crate) fn lay_out(pages: &[RawPage]) -> Vec<PageLines> {
     let doc_mid = (mids.len() * 2 > decided.max(1)).then(|| median(&mids));
 
     built
-        .into_iter()
+        .into_par_iter()
         .zip(decisions)
         .map(|((lines, p), decision)| {
             let mid = match decision {

@@ -17,8 +17,10 @@
 //! ([`MAX_PAGE_CONTENT`]): a page may list one stream many times.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use lopdf::{Document, Object};
+use rayon::prelude::*;
 
 use super::PdfError;
 
@@ -76,6 +78,10 @@ pub(crate) fn scan_raw(bytes: &[u8], source: &str) -> Result<RawScan, PdfError> 
     };
     let mut scan_work = 0u64;
     let work_limit = 4 * bytes.len() as u64 + (64 << 20);
+    // Streams in file order up to the first that fails a check needing no decoding (`early`):
+    // the error a sequential scan would give unless a stream before it inflates too far.
+    let mut jobs: Vec<Job<'_>> = Vec::new();
+    let mut early = None;
     for at in keyword_positions(bytes, b"stream") {
         if preceded_by(bytes, at, b"end") {
             continue;
@@ -107,10 +113,11 @@ pub(crate) fn scan_raw(bytes: &[u8], source: &str) -> Result<RawScan, PdfError> 
             // bytes it may read so many such streams cannot make the scan quadratic.
             scan_work = scan_work.saturating_add(data.len() as u64);
             if scan_work > work_limit {
-                return Err(too_much(
+                early = Some(too_much(
                     source,
                     "too many ASCII85 streams of unknown length to check".to_string(),
                 ));
+                break;
             }
         }
         if let Some(row) = dict.as_ref().and_then(|d| d.predictor_row)
@@ -121,46 +128,94 @@ pub(crate) fn scan_raw(bytes: &[u8], source: &str) -> Result<RawScan, PdfError> 
                     .any(|f| matches!(f, Filter::Flate | Filter::Lzw))
             })
         {
-            return Err(too_much(
+            early = Some(too_much(
                 source,
                 format!(
                     "the stream at byte {at} declares predictor rows of {row} bytes (limit \
                      {MAX_PREDICTOR_ROW})"
                 ),
             ));
+            break;
         }
-        let budget = MAX_STREAM_INFLATED.min(MAX_TOTAL_INFLATED - scan.inflated);
-        let inflated = if encrypted {
-            // Encrypted data cannot be decoded here. Object streams are expanded by lopdf at
-            // load time, before `check_loaded` could measure them: bound them by the most
-            // their filters can expand their bytes to.
-            match &dict {
+        // Encrypted data cannot be decoded here. Object streams are expanded by lopdf at load
+        // time, before `check_loaded` could measure them: bound them by the most their
+        // filters can expand their bytes to.
+        let measure = if encrypted {
+            Measure::Known(match &dict {
                 Some(d) if d.object_stream => {
                     let len = length.map_or_else(|| stream_len(bytes, data_start), |_| data.len());
                     worst_case(&d.filters, len as u64)
                 }
                 _ => 0,
-            }
+            })
         } else {
-            match &dict {
-                Some(d) => decoded_size(data, &d.filters, budget),
-                // A dictionary we cannot read: measure the common encodings anyway.
-                None => decoded_size(data, &[Filter::Flate], budget).max(decoded_size(
-                    data,
-                    &[Filter::Lzw],
-                    budget,
-                )),
-            }
+            Measure::Decode(dict.map(|d| d.filters))
         };
+        jobs.push(Job { at, data, measure });
+    }
+    // Inflating is most of the scan, and streams are independent: measure them in parallel,
+    // each up to the per-stream limit, then apply the limits in file order as a sequential
+    // scan would (same verdict, same message). Once a stream is over the limit, or all
+    // together are, streams not yet measured are left for the in-order pass, so a file of
+    // many bombs costs no more than one.
+    let stop = AtomicBool::new(false);
+    let total = AtomicU64::new(0);
+    let sizes: Vec<Option<u64>> = jobs
+        .par_iter()
+        .map(|job| {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let size = job.size(MAX_STREAM_INFLATED);
+            let sum = total.fetch_add(size.min(MAX_STREAM_INFLATED + 1), Ordering::Relaxed);
+            if size > MAX_STREAM_INFLATED || sum.saturating_add(size) > MAX_TOTAL_INFLATED {
+                stop.store(true, Ordering::Relaxed);
+            }
+            Some(size)
+        })
+        .collect();
+    for (job, size) in jobs.iter().zip(sizes) {
+        let budget = MAX_STREAM_INFLATED.min(MAX_TOTAL_INFLATED - scan.inflated);
+        let inflated = size.unwrap_or_else(|| job.size(budget));
         if inflated > budget {
             return Err(too_much(
                 source,
-                stream_problem(at, inflated, budget, encrypted),
+                stream_problem(job.at, inflated, budget, encrypted),
             ));
         }
         scan.inflated += inflated;
     }
-    Ok(scan)
+    match early {
+        Some(e) => Err(e),
+        None => Ok(scan),
+    }
+}
+
+/// One stream found by [`scan_raw`], to be measured.
+struct Job<'a> {
+    at: usize,
+    data: &'a [u8],
+    measure: Measure,
+}
+
+enum Measure {
+    /// The size is known without decoding (encrypted data).
+    Known(u64),
+    /// Decode through these filters (`None`: the dictionary could not be read).
+    Decode(Option<Vec<Filter>>),
+}
+
+impl Job<'_> {
+    /// What the stream inflates to, counted up to past `limit`.
+    fn size(&self, limit: u64) -> u64 {
+        match &self.measure {
+            Measure::Known(n) => *n,
+            Measure::Decode(Some(filters)) => decoded_size(self.data, filters, limit),
+            // A dictionary we cannot read: measure the common encodings anyway.
+            Measure::Decode(None) => decoded_size(self.data, &[Filter::Flate], limit)
+                .max(decoded_size(self.data, &[Filter::Lzw], limit)),
+        }
+    }
 }
 
 fn stream_problem(at: usize, inflated: u64, budget: u64, encrypted: bool) -> String {

@@ -1,14 +1,18 @@
 //! The PDF room: turns a paper's PDF bytes into a [`Document`] (title, authors, arXiv stamp,
 //! abstract, body sections in reading order with the reference list cut).
 //!
-//! Submodules, in pipeline order: `forms` (rewrites pages so pdf-extract places figure text
-//! correctly) and `glyphs` (the only code that runs pdf-extract, panic-guarded) -> `layout` (words, lines, columns, reading order, running headers) ->
+//! Submodules, in pipeline order: `glyphnames` (font glyph names pdf-extract cannot map),
+//! `content` and `forms` (cut pages to their text operators, forms inlined, so pdf-extract
+//! places figure text correctly and parses less) and `glyphs` (the only code that runs
+//! pdf-extract, panic-guarded) -> `layout` (words, lines, columns, reading order, running headers) ->
 //! `clean` (ligatures, bad characters, hyphenation) -> `meta` (stamp, title, authors) and
 //! `structure` (abstract, headings, sections). `limits` checks a file against size limits
 //! (decompression bombs, object and page counts) before the PDF libraries allocate for it.
 
 mod clean;
+mod content;
 mod forms;
+mod glyphnames;
 mod glyphs;
 mod layout;
 mod limits;
@@ -30,7 +34,7 @@ pub use meta::find_arxiv_id;
 /// Fewer letters than this in the whole file means there is no text layer worth reading.
 const MIN_LETTERS: usize = 16;
 /// Bumped whenever extraction output changes, so cached extractions are redone.
-pub const EXTRACTOR_VERSION: u32 = 2;
+pub const EXTRACTOR_VERSION: u32 = 3;
 /// Files larger than this are refused before parsing (arXiv caps submissions at 50 MB).
 pub const MAX_BYTES: u64 = 100 * 1024 * 1024;
 /// Pages read at most; later pages are skipped with a warning (papers put what matters first).
