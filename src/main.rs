@@ -19,6 +19,12 @@ use paperdigest::llm::{DeviceChoice, Engine, LoadOptions, SamplingParams};
 use paperdigest::progress::Display;
 use paperdigest::tools;
 
+/// PDF extraction allocates and frees many small objects (lopdf's parse tree, pdf-extract's
+/// glyph runs): with glibc's allocator that was 21% of `extract`'s samples. mimalloc made
+/// extraction of the development papers 11% faster in the same run (see issue 4's notes).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
