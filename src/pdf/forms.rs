@@ -322,22 +322,11 @@ mod tests {
             dictionary! { "Type" => "XObject", "Subtype" => "Image", "Width" => 1, "Height" => 1 },
             b"BT (junk) Tj ET".to_vec(),
         ));
-        let page_content = b"q 1 0 0 1 100 200 cm /Fm1 Do Q /Im1 Do".to_vec();
-        let content_id = doc.add_object(Stream::new(Dictionary::new(), page_content));
-        let pages_id = doc.new_object_id();
-        let page_id = doc.add_object(dictionary! {
-            "Type" => "Page", "Parent" => pages_id, "Contents" => content_id,
-            "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],
-            "Resources" => dictionary! { "XObject" => dictionary! { "Fm1" => form, "Im1" => image } },
-        });
-        doc.objects.insert(
-            pages_id,
-            Object::Dictionary(
-                dictionary! { "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1 },
-            ),
+        let page_id = super::super::testpdf::single_page(
+            &mut doc,
+            b"q 1 0 0 1 100 200 cm /Fm1 Do Q /Im1 Do".to_vec(),
+            dictionary! { "XObject" => dictionary! { "Fm1" => form, "Im1" => image } },
         );
-        let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-        doc.trailer.set("Root", catalog);
 
         assert_eq!(inline_page(&mut doc, page_id), Ok(()));
         let raw = super::super::glyphs::capture_doc(&doc, "form.pdf", 5);

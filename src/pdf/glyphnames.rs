@@ -1,6 +1,6 @@
 //! Glyph names pdf-extract cannot map. A simple font's /Differences names its glyphs, and
 //! pdf-extract maps only names listed in the Adobe Glyph List as they are: small caps
-//! (`e.sc`), old-style figures (`one.oldstyle`), ligatures (`f_f_i`, `Q_u.sc`) and `uniXXXX`
+//! (`e.sc`), old-style figures (`one.oldstyle`), ligatures (`f_i.alt`, `Q_u.sc`) and `uniXXXX`
 //! names come out as whatever the code means in PDFDocEncoding (or nothing) unless a
 //! ToUnicode CMap covers them. Before extraction we therefore rewrite such names by the
 //! Adobe Glyph List convention (the part before the first '.', split on '_', each part a
@@ -37,12 +37,15 @@ fn code_name(name: &str) -> Option<String> {
         // the font's glyph 0x24, meaning the code's own letter).
         char::from_u32(v).filter(|c| !c.is_control())
     };
+    // The convention spells codes in upper-case hex only.
+    let upper_hex = |hex: &str| {
+        hex.bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    };
     if let Some(hex) = name.strip_prefix("uni")
         && !hex.is_empty()
         && hex.len() % 4 == 0
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase())
+        && upper_hex(hex)
     {
         return (0..hex.len())
             .step_by(4)
@@ -51,9 +54,7 @@ fn code_name(name: &str) -> Option<String> {
     }
     if let Some(hex) = name.strip_prefix('u')
         && (4..=6).contains(&hex.len())
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase())
+        && upper_hex(hex)
     {
         return hex_chars(hex).map(String::from);
     }
@@ -257,24 +258,11 @@ mod tests {
             "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
             "Encoding" => encoding,
         });
-        let content = doc.add_object(Stream::new(
-            Dictionary::new(),
+        super::super::testpdf::single_page(
+            &mut doc,
             b"BT /F1 10 Tf 72 700 Td (\x01\x02\x03\x04) Tj ET".to_vec(),
-        ));
-        let pages_id = doc.new_object_id();
-        let page_id = doc.add_object(dictionary! {
-            "Type" => "Page", "Parent" => pages_id, "Contents" => content,
-            "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],
-            "Resources" => dictionary! { "Font" => dictionary! { "F1" => font } },
-        });
-        doc.objects.insert(
-            pages_id,
-            Object::Dictionary(
-                dictionary! { "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1 },
-            ),
+            dictionary! { "Font" => dictionary! { "F1" => font } },
         );
-        let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-        doc.trailer.set("Root", catalog);
 
         let text = |doc: &Document| -> String {
             let raw = super::super::glyphs::capture_doc(doc, "names.pdf", 5);

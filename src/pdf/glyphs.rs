@@ -100,7 +100,7 @@ pub(crate) fn capture(bytes: &[u8], source: &str, max_pages: usize) -> Result<Ra
             });
         }
     }
-    // Glyph names such as `e.sc` or `f_f_i` would otherwise lose their text (see `glyphnames`).
+    // Glyph names such as `e.sc` or `uni00E9` would otherwise lose their text (see `glyphnames`).
     if let Ok(renamed) = guarded(|| super::glyphnames::normalise(&mut doc))
         && renamed > 0
     {

@@ -58,6 +58,31 @@ fn encode(s: &str) -> Vec<u8> {
 }
 
 /// Builds a PDF with the given pages and optional info-dictionary title and author.
+/// Makes `doc` a one-page document (US Letter) whose page draws `content` with `resources`;
+/// returns the page's id. For tests that build their own fonts or forms first.
+pub(crate) fn single_page(
+    doc: &mut Document,
+    content: Vec<u8>,
+    resources: Dictionary,
+) -> lopdf::ObjectId {
+    let content_id = doc.add_object(Stream::new(Dictionary::new(), content));
+    let pages_id = doc.new_object_id();
+    let page_id = doc.add_object(dictionary! {
+        "Type" => "Page", "Parent" => pages_id, "Contents" => content_id,
+        "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],
+        "Resources" => resources,
+    });
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(
+            dictionary! { "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1 },
+        ),
+    );
+    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog);
+    page_id
+}
+
 pub(crate) fn build(pages: &[Vec<Text>], title: Option<&str>, author: Option<&str>) -> Vec<u8> {
     let mut doc = Document::with_version("1.5");
     let pages_id = doc.new_object_id();
