@@ -43,6 +43,10 @@ enum OwnPath {
     /// FMA and F16C.
     #[cfg(target_arch = "x86_64")]
     Q8_0Simd(GgmlDType),
+    /// Q4_K and Q6_K where candle would take its repacked tiles: the same arithmetic on the
+    /// compact blocks ([`kquants`]), chosen where the CPU has AVX2, FMA and F16C.
+    #[cfg(target_arch = "x86_64")]
+    KQuantTiles(GgmlDType),
 }
 
 impl Linear {
@@ -58,6 +62,14 @@ impl Linear {
             }
             t @ (GgmlDType::Q4_0 | GgmlDType::Q5_0 | GgmlDType::Q8_0) => {
                 Some(OwnPath::Q8_0Activations(t))
+            }
+            #[cfg(target_arch = "x86_64")]
+            t @ (GgmlDType::Q4K | GgmlDType::Q6K)
+                if has_avx2_f16c()
+                    && tile_shape(&weights)
+                        .is_some_and(|(rows, k)| kquants::applies(t, rows, k, 2)) =>
+            {
+                Some(OwnPath::KQuantTiles(t))
             }
             _ => None,
         };
@@ -75,6 +87,12 @@ impl Linear {
         let (rows, k) = self.weights.shape().dims2()?;
         let dims = x.dims().to_vec();
         let m = x.elem_count() / k;
+        #[cfg(target_arch = "x86_64")]
+        if let OwnPath::KQuantTiles(t) = path
+            && !kquants::applies(t, rows, k, m)
+        {
+            return self.candle.forward(x);
+        }
         let input = x.flatten_all()?.to_vec1::<f32>()?;
         let bytes = self.weights.data()?;
         let out = product(path, &bytes, rows, k, &input, m)?;
@@ -134,7 +152,14 @@ fn product(
         OwnPath::Q8_0Simd(_) => unsafe {
             matmul_simd_q8_0::<BlockQ8_0>(blocks_of(bytes, rows, k)?, rows, k, x, m)
         },
+        #[cfg(target_arch = "x86_64")]
+        OwnPath::KQuantTiles(t) => unsafe { kquants::matmul(t, bytes, rows, k, x, m)? },
     })
+}
+
+/// The `(rows, k)` of a weight matrix.
+fn tile_shape(weights: &QTensor) -> Option<(usize, usize)> {
+    weights.shape().dims2().ok()
 }
 
 /// ggml's `block_q4_1`: 32 weights as `d * q + m`, q in 0..16, low nibbles first.
@@ -168,11 +193,23 @@ macro_rules! same_layout {
     };
 }
 
+mod kquants;
+
 /// Views the raw bytes of a quantized tensor of `rows` x `k` as its blocks of 32.
 fn blocks_of<B>(bytes: &[u8], rows: usize, k: usize) -> candle_core::Result<&[B]> {
+    blocks_of_size(bytes, rows, k, QK)
+}
+
+/// Views the raw bytes of a quantized tensor of `rows` x `k` as its blocks of `per_block`.
+fn blocks_of_size<B>(
+    bytes: &[u8],
+    rows: usize,
+    k: usize,
+    per_block: usize,
+) -> candle_core::Result<&[B]> {
     let size = std::mem::size_of::<B>();
-    let count = rows * (k / QK);
-    if !k.is_multiple_of(QK) || bytes.len() != count * size {
+    let count = rows * (k / per_block);
+    if !k.is_multiple_of(per_block) || bytes.len() != count * size {
         candle_core::bail!("quantized tensor of {rows}x{k} has {} bytes", bytes.len());
     }
     if bytes.as_ptr().align_offset(std::mem::align_of::<B>()) != 0 {
@@ -998,7 +1035,13 @@ mod tests {
     #[test]
     fn other_types_use_candle() {
         let w = Tensor::from_vec(random(32 * 256, 3), (32, 256), &Device::Cpu).unwrap();
-        let q = Arc::new(QTensor::quantize(&w, GgmlDType::Q6K).unwrap());
+        for dtype in [GgmlDType::Q5K, GgmlDType::Q2K] {
+            let q = Arc::new(QTensor::quantize(&w, dtype).unwrap());
+            assert!(Linear::new(q).unwrap().own.is_none(), "{dtype:?}");
+        }
+        // K-quants in shapes candle does not tile stay on candle's arithmetic.
+        let w = Tensor::from_vec(random(24 * 256, 3), (24, 256), &Device::Cpu).unwrap();
+        let q = Arc::new(QTensor::quantize(&w, GgmlDType::Q4K).unwrap());
         assert!(Linear::new(q).unwrap().own.is_none());
     }
 

@@ -1,0 +1,575 @@
+//! Q4_K and Q6_K weights applied straight from their compact GGUF blocks, with the arithmetic
+//! of candle's x86 repacked tiles, so that every output is candle's bit for bit.
+//!
+//! Why not candle's own path: candle 0.11 repacks each Q4_K matrix (and each Q6_K matrix met
+//! with more than one activation row) into 16-row tiles whose sub-block scales and mins are
+//! expanded to f32, 1.33x (Q4_K) and 1.52x (Q6_K) the GGUF bytes, and keeps the compact copy
+//! beside them. On Qwen2.5-Coder-1.5B that is about 1 GB more resident memory, and decode,
+//! which is bound by memory bandwidth, reads a third more bytes per token.
+//!
+//! Why the same results: greedy decoding flips on single roundings, and our parity with
+//! llama.cpp was measured on candle's arithmetic. Per output, candle's tile kernel forms for
+//! each sub-block (32 values in Q4_K, 16 in Q6_K) an exact integer dot product of weight
+//! quants and Q8_K activation quants, then `acc = fma(isum, scale · d_act, acc)`, and for
+//! Q4_K `acc = fnma(min, d_act · bsum, acc)`, sub-block after sub-block, super-block after
+//! super-block. `scale = d · sc` is exact in f32 (11 by 6 or 8 significant bits), so it can be
+//! formed on the fly from the compact block. The integer sums are exact in any order, which
+//! leaves us free to form them eight weight rows at a time and reduce across lanes; the f32
+//! chain is kept as it is, one lane per weight row.
+//!
+//! Candle takes the tiles only where the output width is a multiple of 16 and the input
+//! width a multiple of 256, and for Q6_K only with more than one activation row; elsewhere it
+//! uses other arithmetic, and [`applies`] says where this module stands in for it.
+
+use candle_core::quantized::GgmlDType;
+use candle_core::quantized::k_quants::{self, GgmlType};
+use half::f16;
+
+use super::{RowsOut, for_chunks};
+
+/// Values per super-block.
+const QK_K: usize = 256;
+/// Weight rows one SIMD pass covers: one f32 lane each.
+const ROW_GROUP: usize = 8;
+/// Activation rows taken against one weight row group's blocks while they are in L1.
+const ACT_TILE: usize = 4;
+/// Activation rows a work item covers: each item reads its weights once for all of them.
+const ACT_CHUNK: usize = 64;
+
+/// Whether candle would apply a `dtype` matrix of `rows` x `k` to `m` activation rows through
+/// its repacked tiles, whose results [`matmul`] reproduces.
+pub(super) fn applies(dtype: GgmlDType, rows: usize, k: usize, m: usize) -> bool {
+    let shape_fits = rows.is_multiple_of(16) && k.is_multiple_of(QK_K) && k > 0;
+    match dtype {
+        GgmlDType::Q4K => shape_fits,
+        GgmlDType::Q6K => shape_fits && m > 1,
+        _ => false,
+    }
+}
+
+/// `x · wᵀ` for `m` rows of `k` activations against the `rows` x `k` Q4_K or Q6_K weights
+/// in `bytes`, token-major, where [`applies`] holds.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[cfg(target_arch = "x86_64")]
+pub(super) unsafe fn matmul(
+    dtype: GgmlDType,
+    bytes: &[u8],
+    rows: usize,
+    k: usize,
+    x: &[f32],
+    m: usize,
+) -> candle_core::Result<Vec<f32>> {
+    if !applies(dtype, rows, k, m) || x.len() != m * k {
+        candle_core::bail!("no {dtype:?} tile path for {rows}x{k} weights and {m} rows");
+    }
+    let acts = quantize_q8k(x, k, m);
+    let acts = as_ours(&acts);
+    let kb = k / QK_K;
+    // SAFETY (both): the caller guarantees the CPU features.
+    match dtype {
+        GgmlDType::Q4K => {
+            let w = super::blocks_of_size::<BlockQ4K>(bytes, rows, k, QK_K)?;
+            Ok(run_groups(w, rows, kb, acts, m, |w, a, acc| unsafe {
+                avx2::q4k_rows(w, kb, a, acc)
+            }))
+        }
+        _ => {
+            let w = super::blocks_of_size::<BlockQ6K>(bytes, rows, k, QK_K)?;
+            Ok(run_groups(w, rows, kb, acts, m, |w, a, acc| unsafe {
+                avx2::q6k_rows(w, kb, a, acc)
+            }))
+        }
+    }
+}
+
+/// ggml's `block_q4_K`: 256 weights as `d·sc·q − dmin·mn` in eight sub-blocks of 32, with
+/// 6-bit `sc` and `mn` packed in `scales`; candle's `BlockQ4K`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct BlockQ4K {
+    d: f16,
+    dmin: f16,
+    scales: [u8; 12],
+    qs: [u8; QK_K / 2],
+}
+
+/// ggml's `block_q6_K`: 256 weights as `d·sc·(q − 32)` in sixteen sub-blocks of 16, q's low
+/// four bits in `ql` and high two in `qh`; candle's `BlockQ6K`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct BlockQ6K {
+    ql: [u8; QK_K / 2],
+    qh: [u8; QK_K / 4],
+    scales: [i8; QK_K / 16],
+    d: f16,
+}
+
+/// ggml's `block_q8_K`: 256 activations as `d·q`, with the sum of each 16 quants in `bsums`;
+/// candle's `BlockQ8K`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct BlockQ8K {
+    d: f32,
+    qs: [i8; QK_K],
+    bsums: [i16; QK_K / 16],
+}
+
+same_layout!(BlockQ4K, k_quants::BlockQ4K);
+same_layout!(BlockQ6K, k_quants::BlockQ6K);
+same_layout!(BlockQ8K, k_quants::BlockQ8K);
+
+/// The activations quantized to Q8_K by candle's own `from_float`, row by row, as candle's
+/// tile path does.
+fn quantize_q8k(x: &[f32], k: usize, m: usize) -> Vec<k_quants::BlockQ8K> {
+    let kb = k / QK_K;
+    let mut xq = vec![k_quants::BlockQ8K::zeros(); m * kb];
+    let rows = RowsOut::new(&mut xq, kb);
+    for_chunks(m, |range| {
+        for r in range {
+            // SAFETY: for_chunks hands each row index to exactly one call.
+            k_quants::BlockQ8K::from_float(&x[r * k..(r + 1) * k], unsafe { rows.row(r) });
+        }
+    });
+    xq
+}
+
+/// Candle's Q8_K blocks as ours.
+fn as_ours(x: &[k_quants::BlockQ8K]) -> &[BlockQ8K] {
+    // SAFETY: BlockQ8K has candle's layout (repr(C), size and alignment asserted by
+    // `same_layout!`) and every bit pattern is valid for it.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
+}
+
+/// Runs `kernel` over every (activation chunk, weight row group) pair on candle's pool and
+/// gathers the outputs token-major. `kernel(w, acts, acc)` gets one row group's blocks
+/// (`ROW_GROUP` rows of `kb`) and up to `ACT_TILE` activation rows, and writes one output
+/// per (activation, weight row) into `acc`.
+fn run_groups<W: Sync>(
+    w: &[W],
+    rows: usize,
+    kb: usize,
+    acts: &[BlockQ8K],
+    m: usize,
+    kernel: impl Fn(&[W], &[&[BlockQ8K]], &mut [[f32; ROW_GROUP]; ACT_TILE]) + Sync,
+) -> Vec<f32> {
+    let mut out = vec![0f32; m * rows];
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let groups = rows / ROW_GROUP;
+    let chunks = m.div_ceil(ACT_CHUNK);
+    for_chunks(chunks * groups, |range| {
+        let out_ptr = &out_ptr;
+        for unit in range {
+            let (chunk, group) = (unit / groups, unit % groups);
+            let wg = &w[group * ROW_GROUP * kb..(group + 1) * ROW_GROUP * kb];
+            let chunk_end = ((chunk + 1) * ACT_CHUNK).min(m);
+            for first in (chunk * ACT_CHUNK..chunk_end).step_by(ACT_TILE) {
+                let last = (first + ACT_TILE).min(chunk_end);
+                let mut tile: [&[BlockQ8K]; ACT_TILE] = [&[]; ACT_TILE];
+                for (slot, i) in tile.iter_mut().zip(first..last) {
+                    *slot = &acts[i * kb..(i + 1) * kb];
+                }
+                let mut acc = [[0f32; ROW_GROUP]; ACT_TILE];
+                kernel(wg, &tile[..last - first], &mut acc);
+                for (i, row) in (first..last).zip(&acc) {
+                    // SAFETY: (chunk, group) pairs are unique across units, so each output
+                    // span `i * rows + group * ROW_GROUP ..+ROW_GROUP` is written once, and
+                    // it lies inside `out` (i < m, group < rows / ROW_GROUP).
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            row.as_ptr(),
+                            out_ptr.0.add(i * rows + group * ROW_GROUP),
+                            ROW_GROUP,
+                        );
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+/// The output buffer, shared by workers that write disjoint spans of it.
+struct OutPtr(*mut f32);
+
+// SAFETY: workers write disjoint spans (see `run_groups`), and the owner waits for them.
+unsafe impl Sync for OutPtr {}
+
+/// The six-bit scales and mins of a Q4_K block as sixteen bytes, `sc[0..8]` then `mn[0..8]`:
+/// ggml's unpacking of its 12-byte field.
+fn q4k_scales_mins(packed: &[u8; 12]) -> [u8; 16] {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let word = |i: usize| {
+        u32::from_le_bytes([
+            packed[4 * i],
+            packed[4 * i + 1],
+            packed[4 * i + 2],
+            packed[4 * i + 3],
+        ])
+    };
+    let (w0, w1, w2) = (word(0), word(1), word(2));
+    let sc_low = w0 & LOW6;
+    let sc_high = (w2 & LOW4) | (((w0 >> 6) & LOW2) << 4);
+    let mn_low = w1 & LOW6;
+    let mn_high = ((w2 >> 4) & LOW4) | (((w1 >> 6) & LOW2) << 4);
+    let mut out = [0u8; 16];
+    for (i, word) in [sc_low, sc_high, mn_low, mn_high].into_iter().enumerate() {
+        out[4 * i..4 * i + 4].copy_from_slice(&word.to_le_bytes());
+    }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{ACT_TILE, BlockQ4K, BlockQ6K, BlockQ8K, QK_K, ROW_GROUP, q4k_scales_mins};
+
+    /// One output per (activation row, weight row) for `ROW_GROUP` Q4_K weight rows of `kb`
+    /// blocks each (`w`, row-major) against `acts`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn q4k_rows(
+        w: &[BlockQ4K],
+        kb: usize,
+        acts: &[&[BlockQ8K]],
+        out: &mut [[f32; ROW_GROUP]; ACT_TILE],
+    ) {
+        let mask = _mm256_set1_epi8(0x0f);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); ACT_TILE];
+        for b in 0..kb {
+            let block = |r: usize| &w[r * kb + b];
+            let mut packed = [_mm_setzero_si128(); ROW_GROUP];
+            let mut d = [0u16; ROW_GROUP];
+            let mut dmin = [0u16; ROW_GROUP];
+            for r in 0..ROW_GROUP {
+                packed[r] = load128(&q4k_scales_mins(&block(r).scales));
+                d[r] = block(r).d.to_bits();
+                dmin[r] = block(r).dmin.to_bits();
+            }
+            // columns[j]: bytes of columns 2j and 2j+1 over the eight rows.
+            let columns = transpose_8x16(packed);
+            let d = f16x8(&d);
+            let dmin = f16x8(&dmin);
+            let mut scales = [_mm256_setzero_ps(); 8];
+            let mut mins = [_mm256_setzero_ps(); 8];
+            for sub in 0..8 {
+                scales[sub] = _mm256_mul_ps(d, u8x8_to_f32(half_of(columns[sub / 2], sub % 2)));
+                mins[sub] =
+                    _mm256_mul_ps(dmin, u8x8_to_f32(half_of(columns[4 + sub / 2], sub % 2)));
+            }
+            for (acc, act) in acc.iter_mut().zip(acts) {
+                let act = &act[b];
+                let dall = _mm256_set1_ps(act.d);
+                for sub in 0..8 {
+                    let a = load256(&act.qs[sub * 32..sub * 32 + 32]);
+                    let shift = _mm_cvtsi32_si128(4 * (sub % 2) as i32);
+                    let chunk = (sub / 2) * 32;
+                    let mut parts = [_mm256_setzero_si256(); ROW_GROUP];
+                    for (r, part) in parts.iter_mut().enumerate() {
+                        let q = load256(&block(r).qs[chunk..chunk + 32]);
+                        let q = _mm256_and_si256(_mm256_srl_epi16(q, shift), mask);
+                        *part = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones);
+                    }
+                    let (low, high) = reduce_halves(parts);
+                    let isum = _mm256_add_epi32(low, high);
+                    *acc = _mm256_fmadd_ps(
+                        _mm256_cvtepi32_ps(isum),
+                        _mm256_mul_ps(scales[sub], dall),
+                        *acc,
+                    );
+                    let bsum =
+                        (i32::from(act.bsums[sub * 2]) + i32::from(act.bsums[sub * 2 + 1])) as f32;
+                    *acc = _mm256_fnmadd_ps(mins[sub], _mm256_set1_ps(act.d * bsum), *acc);
+                }
+            }
+        }
+        for (out, acc) in out.iter_mut().zip(acc) {
+            // SAFETY: `out` holds ROW_GROUP = 8 floats.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
+        }
+    }
+
+    /// As [`q4k_rows`] for Q6_K weights.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn q6k_rows(
+        w: &[BlockQ6K],
+        kb: usize,
+        acts: &[&[BlockQ8K]],
+        out: &mut [[f32; ROW_GROUP]; ACT_TILE],
+    ) {
+        let low4 = _mm256_set1_epi8(0x0f);
+        let low2 = _mm256_set1_epi8(0x03);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); ACT_TILE];
+        for b in 0..kb {
+            let block = |r: usize| &w[r * kb + b];
+            let mut packed = [_mm_setzero_si128(); ROW_GROUP];
+            let mut d = [0u16; ROW_GROUP];
+            for r in 0..ROW_GROUP {
+                packed[r] = load128(&block(r).scales.map(|s| s as u8));
+                d[r] = block(r).d.to_bits();
+            }
+            let columns = transpose_8x16(packed);
+            let d = f16x8(&d);
+            let mut scales = [_mm256_setzero_ps(); 16];
+            for (sub, scale) in scales.iter_mut().enumerate() {
+                *scale = _mm256_mul_ps(d, i8x8_to_f32(half_of(columns[sub / 2], sub % 2)));
+            }
+            for (acc, act) in acc.iter_mut().zip(acts) {
+                let act = &act[b];
+                let dall = _mm256_set1_ps(act.d);
+                // Values 128h + 32j .. +32 are sub-blocks 8h + 2j and 8h + 2j + 1: their low
+                // bits are the low (j < 2) or high nibbles of ql[64h + 32(j % 2)..], their high
+                // bits bits 2j, 2j+1 of qh[32h..].
+                for h in 0..2 {
+                    for j in 0..4 {
+                        let first = QK_K / 2 * h + 32 * j;
+                        let a = load256(&act.qs[first..first + 32]);
+                        let ql_at = 64 * h + 32 * (j % 2);
+                        let nibble_shift = _mm_cvtsi32_si128(4 * (j / 2) as i32);
+                        let high_shift = _mm_cvtsi32_si128(2 * j as i32);
+                        let mut parts = [_mm256_setzero_si256(); ROW_GROUP];
+                        for (r, part) in parts.iter_mut().enumerate() {
+                            let ql = load256(&block(r).ql[ql_at..ql_at + 32]);
+                            let qh = load256(&block(r).qh[32 * h..32 * h + 32]);
+                            let low = _mm256_and_si256(_mm256_srl_epi16(ql, nibble_shift), low4);
+                            let high = _mm256_and_si256(_mm256_srl_epi16(qh, high_shift), low2);
+                            let q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+                            *part = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones);
+                        }
+                        let (first_sub, second_sub) = reduce_halves(parts);
+                        for (offset, isum) in [(0, first_sub), (1, second_sub)] {
+                            let sub = 8 * h + 2 * j + offset;
+                            let bias = _mm256_set1_ps(32.0 * f32::from(act.bsums[sub]));
+                            let f = _mm256_sub_ps(_mm256_cvtepi32_ps(isum), bias);
+                            *acc = _mm256_fmadd_ps(f, _mm256_mul_ps(scales[sub], dall), *acc);
+                        }
+                    }
+                }
+            }
+        }
+        for (out, acc) in out.iter_mut().zip(acc) {
+            // SAFETY: `out` holds ROW_GROUP = 8 floats.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
+        }
+    }
+
+    /// For eight vectors of eight i32, lane r of the first result is the sum of lanes 0..4 of
+    /// `v[r]`, lane r of the second the sum of lanes 4..8.
+    #[target_feature(enable = "avx2")]
+    fn reduce_halves(v: [__m256i; 8]) -> (__m256i, __m256i) {
+        let h01 = _mm256_hadd_epi32(v[0], v[1]);
+        let h23 = _mm256_hadd_epi32(v[2], v[3]);
+        let h45 = _mm256_hadd_epi32(v[4], v[5]);
+        let h67 = _mm256_hadd_epi32(v[6], v[7]);
+        // Per 128-bit half: rows 0..4 (resp. 4..8), each the sum of its four lanes there.
+        let q0 = _mm256_hadd_epi32(h01, h23);
+        let q1 = _mm256_hadd_epi32(h45, h67);
+        (
+            _mm256_permute2x128_si256(q0, q1, 0x20),
+            _mm256_permute2x128_si256(q0, q1, 0x31),
+        )
+    }
+
+    /// Eight rows of sixteen bytes to eight vectors each holding two columns: vector j has
+    /// column 2j (rows 0..8) in its low eight bytes and column 2j + 1 in its high eight.
+    #[target_feature(enable = "avx2")]
+    fn transpose_8x16(r: [__m128i; 8]) -> [__m128i; 8] {
+        let a = [
+            _mm_unpacklo_epi8(r[0], r[1]),
+            _mm_unpackhi_epi8(r[0], r[1]),
+            _mm_unpacklo_epi8(r[2], r[3]),
+            _mm_unpackhi_epi8(r[2], r[3]),
+            _mm_unpacklo_epi8(r[4], r[5]),
+            _mm_unpackhi_epi8(r[4], r[5]),
+            _mm_unpacklo_epi8(r[6], r[7]),
+            _mm_unpackhi_epi8(r[6], r[7]),
+        ];
+        // Four-byte groups: rows 0..4 (b[0..4]) or 4..8 (b[4..8]) of columns 4i..4i+4.
+        let b = [
+            _mm_unpacklo_epi16(a[0], a[2]),
+            _mm_unpackhi_epi16(a[0], a[2]),
+            _mm_unpacklo_epi16(a[1], a[3]),
+            _mm_unpackhi_epi16(a[1], a[3]),
+            _mm_unpacklo_epi16(a[4], a[6]),
+            _mm_unpackhi_epi16(a[4], a[6]),
+            _mm_unpacklo_epi16(a[5], a[7]),
+            _mm_unpackhi_epi16(a[5], a[7]),
+        ];
+        [
+            _mm_unpacklo_epi32(b[0], b[4]),
+            _mm_unpackhi_epi32(b[0], b[4]),
+            _mm_unpacklo_epi32(b[1], b[5]),
+            _mm_unpackhi_epi32(b[1], b[5]),
+            _mm_unpacklo_epi32(b[2], b[6]),
+            _mm_unpackhi_epi32(b[2], b[6]),
+            _mm_unpacklo_epi32(b[3], b[7]),
+            _mm_unpackhi_epi32(b[3], b[7]),
+        ]
+    }
+
+    /// The low (`which` 0) or high eight bytes of `v`, in the low eight.
+    #[target_feature(enable = "avx2")]
+    fn half_of(v: __m128i, which: usize) -> __m128i {
+        if which == 0 {
+            v
+        } else {
+            _mm_unpackhi_epi64(v, v)
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn u8x8_to_f32(v: __m128i) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v))
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn i8x8_to_f32(v: __m128i) -> __m256 {
+        _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v))
+    }
+
+    #[target_feature(enable = "avx2,f16c")]
+    fn f16x8(bits: &[u16; 8]) -> __m256 {
+        // SAFETY: reads the 16 bytes of `bits`.
+        _mm256_cvtph_ps(unsafe { _mm_loadu_si128(bits.as_ptr().cast()) })
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn load128(bytes: &[u8; 16]) -> __m128i {
+        // SAFETY: reads the 16 bytes of `bytes`.
+        unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) }
+    }
+
+    /// The 32 bytes at the start of `bytes` (which has at least 32).
+    #[target_feature(enable = "avx2")]
+    fn load256<T: Copy>(bytes: &[T]) -> __m256i {
+        assert!(std::mem::size_of_val(bytes) >= 32);
+        // SAFETY: at least 32 bytes are readable (asserted).
+        unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use candle_core::quantized::{QMatMul, QTensor};
+    use candle_core::{Device, Module, Tensor};
+
+    use super::*;
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// ggml's scalar `get_scale_min_k4`.
+    fn scale_min(j: usize, q: &[u8; 12]) -> (u8, u8) {
+        if j < 4 {
+            (q[j] & 63, q[j + 4] & 63)
+        } else {
+            (
+                (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4),
+                (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+            )
+        }
+    }
+
+    #[test]
+    fn scale_unpacking_matches_ggml_scalar_form() {
+        let mut s = 0x9e37_79b9_u32;
+        for _ in 0..200 {
+            let mut packed = [0u8; 12];
+            for byte in &mut packed {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                *byte = (s >> 24) as u8;
+            }
+            let unpacked = q4k_scales_mins(&packed);
+            for j in 0..8 {
+                assert_eq!(
+                    (unpacked[j], unpacked[8 + j]),
+                    scale_min(j, &packed),
+                    "{packed:?}"
+                );
+            }
+        }
+    }
+
+    /// Our products equal candle's own (its repacked tiles, on this CPU) bit for bit, for
+    /// decode and prefill shapes, partial activation tiles and chunks included.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn products_equal_candles_bit_for_bit() {
+        if !super::super::has_avx2_f16c() {
+            return;
+        }
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        for (dtype, rows, k) in [
+            (GgmlDType::Q4K, 48, 512),
+            (GgmlDType::Q4K, 16, 1024),
+            (GgmlDType::Q6K, 32, 768),
+        ] {
+            // Scaled so that some sub-block sums are large and some blocks have mins.
+            let values: Vec<f32> = random(rows * k, 3).iter().map(|v| v * 3.0 + 0.5).collect();
+            let w = Tensor::from_vec(values, (rows, k), &Device::Cpu).unwrap();
+            let q = Arc::new(QTensor::quantize(&w, dtype).unwrap());
+            let bytes = q.data().unwrap();
+            let candle = QMatMul::from_arc(Arc::clone(&q)).unwrap();
+            for m in [1, 2, 5, 67, 130] {
+                if !applies(dtype, rows, k, m) {
+                    continue;
+                }
+                let x = random(m * k, 17 + m as u64);
+                // SAFETY: the CPU features were checked above.
+                let ours = unsafe { matmul(dtype, &bytes, rows, k, &x, m) }.unwrap();
+                let xt = Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap();
+                let theirs = candle.forward(&xt).unwrap().flatten_all().unwrap();
+                let theirs = theirs.to_vec1::<f32>().unwrap();
+                assert_eq!(bits(&ours), bits(&theirs), "{dtype:?} {rows}x{k} m={m}");
+            }
+        }
+    }
+
+    #[test]
+    fn applies_only_where_candle_takes_its_tiles() {
+        assert!(applies(GgmlDType::Q4K, 16, 256, 1));
+        assert!(
+            !applies(GgmlDType::Q4K, 24, 256, 4),
+            "rows not a multiple of 16"
+        );
+        assert!(!applies(GgmlDType::Q4K, 16, 0, 4));
+        assert!(
+            !applies(GgmlDType::Q6K, 16, 256, 1),
+            "Q6_K decode stays compact in candle"
+        );
+        assert!(applies(GgmlDType::Q6K, 16, 256, 2));
+        assert!(!applies(GgmlDType::Q5K, 16, 256, 2));
+    }
+
+    /// A wrong input size is an error, not a read out of bounds.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn mismatched_sizes_are_errors() {
+        if !super::super::has_avx2_f16c() {
+            return;
+        }
+        let bytes = vec![0u8; 144 * 16];
+        // SAFETY: the CPU features were checked above.
+        unsafe {
+            assert!(matmul(GgmlDType::Q4K, &bytes, 16, 256, &[0.0; 255], 1).is_err());
+            assert!(matmul(GgmlDType::Q4K, &bytes[1..], 16, 256, &[0.0; 256], 1).is_err());
+            assert!(matmul(GgmlDType::Q4K, &bytes, 16, 512, &[0.0; 512], 1).is_err());
+        }
+    }
+}
