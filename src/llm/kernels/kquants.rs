@@ -32,7 +32,7 @@ const QK_K: usize = 256;
 /// Weight rows one SIMD pass covers: one f32 lane each.
 const ROW_GROUP: usize = 8;
 /// Activation rows taken against one weight row group's blocks while they are in L1.
-const ACT_TILE: usize = 4;
+const ACT_TILE: usize = 8;
 /// Activation rows a work item covers: each item reads its weights once for all of them.
 const ACT_CHUNK: usize = 64;
 
@@ -261,9 +261,9 @@ mod avx2 {
                 mins[sub] =
                     _mm256_mul_ps(dmin, u8x8_to_f32(half_of(columns[4 + sub / 2], sub % 2)));
             }
-            for (acc, act) in acc.iter_mut().zip(acts) {
+            if let [act] = acts {
+                // One activation row (decode): products per weight row, summed across lanes.
                 let act = &act[b];
-                let dall = _mm256_set1_ps(act.d);
                 for sub in 0..8 {
                     let a = load256(&act.qs[sub * 32..sub * 32 + 32]);
                     let shift = _mm_cvtsi32_si128(4 * (sub % 2) as i32);
@@ -272,18 +272,42 @@ mod avx2 {
                     for (r, part) in parts.iter_mut().enumerate() {
                         let q = load256(&block(r).qs[chunk..chunk + 32]);
                         let q = _mm256_and_si256(_mm256_srl_epi16(q, shift), mask);
-                        *part = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones);
+                        *part = _mm256_maddubs_epi16(q, a);
                     }
-                    let (low, high) = reduce_halves(parts);
-                    let isum = _mm256_add_epi32(low, high);
-                    *acc = _mm256_fmadd_ps(
-                        _mm256_cvtepi32_ps(isum),
-                        _mm256_mul_ps(scales[sub], dall),
-                        *acc,
-                    );
-                    let bsum =
-                        (i32::from(act.bsums[sub * 2]) + i32::from(act.bsums[sub * 2 + 1])) as f32;
-                    *acc = _mm256_fnmadd_ps(mins[sub], _mm256_set1_ps(act.d * bsum), *acc);
+                    let isum = reduce_i16_pairs(parts);
+                    q4k_step(&mut acc[0], isum, scales[sub], mins[sub], act, sub);
+                }
+                continue;
+            }
+            // Several activation rows (prefill): the weights are turned once per super-block
+            // so that each i32 lane is one row's group of four quants, then every activation
+            // row's groups are broadcast against them.
+            let mut lanes = [[_mm256_setzero_si256(); 8]; 8];
+            for (sub, lanes) in lanes.iter_mut().enumerate() {
+                let chunk = (sub / 2) * 32;
+                let mut rows = [_mm256_setzero_si256(); ROW_GROUP];
+                for (r, row) in rows.iter_mut().enumerate() {
+                    let q = load256(&block(r).qs[chunk..chunk + 32]);
+                    let q = if sub % 2 == 0 {
+                        q
+                    } else {
+                        _mm256_srli_epi16(q, 4)
+                    };
+                    *row = _mm256_and_si256(q, mask);
+                }
+                *lanes = transpose_8x8_u32(rows);
+            }
+            for (acc, act) in acc.iter_mut().zip(acts) {
+                let act = &act[b];
+                for (sub, lanes) in lanes.iter().enumerate() {
+                    // Each i16 lane adds eight pairs of at most 2 · 15 · 128: no overflow.
+                    let mut pairs = _mm256_setzero_si256();
+                    for (g, q) in lanes.iter().enumerate() {
+                        let a = broadcast_group(&act.qs, sub * 32 + 4 * g);
+                        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(*q, a));
+                    }
+                    let isum = _mm256_madd_epi16(pairs, ones);
+                    q4k_step(acc, isum, scales[sub], mins[sub], act, sub);
                 }
             }
         }
@@ -319,35 +343,49 @@ mod avx2 {
             for (sub, scale) in scales.iter_mut().enumerate() {
                 *scale = _mm256_mul_ps(d, i8x8_to_f32(half_of(columns[sub / 2], sub % 2)));
             }
+            // Values 128h + 32j .. +32 are sub-blocks 8h + 2j and 8h + 2j + 1: their low bits
+            // are the low (j < 2) or high nibbles of ql[64h + 32(j % 2)..], their high bits
+            // bits 2j, 2j+1 of qh[32h..]. Turned as in `q4k_rows`: lanes[4h + j][g] holds
+            // group g (four quants) of those 32 values, one row per i32 lane.
+            let mut lanes = [[_mm256_setzero_si256(); 8]; 8];
+            for h in 0..2 {
+                for j in 0..4 {
+                    let ql_at = 64 * h + 32 * (j % 2);
+                    let nibble_shift = _mm_cvtsi32_si128(4 * (j / 2) as i32);
+                    let high_shift = _mm_cvtsi32_si128(2 * j as i32);
+                    let mut rows = [_mm256_setzero_si256(); ROW_GROUP];
+                    for (r, row) in rows.iter_mut().enumerate() {
+                        let ql = load256(&block(r).ql[ql_at..ql_at + 32]);
+                        let qh = load256(&block(r).qh[32 * h..32 * h + 32]);
+                        let low = _mm256_and_si256(_mm256_srl_epi16(ql, nibble_shift), low4);
+                        let high = _mm256_and_si256(_mm256_srl_epi16(qh, high_shift), low2);
+                        *row = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+                    }
+                    lanes[4 * h + j] = transpose_8x8_u32(rows);
+                }
+            }
             for (acc, act) in acc.iter_mut().zip(acts) {
                 let act = &act[b];
                 let dall = _mm256_set1_ps(act.d);
-                // Values 128h + 32j .. +32 are sub-blocks 8h + 2j and 8h + 2j + 1: their low
-                // bits are the low (j < 2) or high nibbles of ql[64h + 32(j % 2)..], their high
-                // bits bits 2j, 2j+1 of qh[32h..].
-                for h in 0..2 {
-                    for j in 0..4 {
-                        let first = QK_K / 2 * h + 32 * j;
-                        let a = load256(&act.qs[first..first + 32]);
-                        let ql_at = 64 * h + 32 * (j % 2);
-                        let nibble_shift = _mm_cvtsi32_si128(4 * (j / 2) as i32);
-                        let high_shift = _mm_cvtsi32_si128(2 * j as i32);
-                        let mut parts = [_mm256_setzero_si256(); ROW_GROUP];
-                        for (r, part) in parts.iter_mut().enumerate() {
-                            let ql = load256(&block(r).ql[ql_at..ql_at + 32]);
-                            let qh = load256(&block(r).qh[32 * h..32 * h + 32]);
-                            let low = _mm256_and_si256(_mm256_srl_epi16(ql, nibble_shift), low4);
-                            let high = _mm256_and_si256(_mm256_srl_epi16(qh, high_shift), low2);
-                            let q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
-                            *part = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), ones);
-                        }
-                        let (first_sub, second_sub) = reduce_halves(parts);
-                        for (offset, isum) in [(0, first_sub), (1, second_sub)] {
-                            let sub = 8 * h + 2 * j + offset;
-                            let bias = _mm256_set1_ps(32.0 * f32::from(act.bsums[sub]));
-                            let f = _mm256_sub_ps(_mm256_cvtepi32_ps(isum), bias);
-                            *acc = _mm256_fmadd_ps(f, _mm256_mul_ps(scales[sub], dall), *acc);
-                        }
+                for (pair, lanes) in lanes.iter().enumerate() {
+                    let first = 32 * pair;
+                    for half in 0..2 {
+                        // Two pairs of at most 2 · 63 · 128 fit an i16 lane; four do not.
+                        let group = |g: usize| {
+                            let a = broadcast_group(&act.qs, first + 4 * g);
+                            _mm256_maddubs_epi16(lanes[g], a)
+                        };
+                        let g = 4 * half;
+                        let front = _mm256_add_epi16(group(g), group(g + 1));
+                        let back = _mm256_add_epi16(group(g + 2), group(g + 3));
+                        let isum = _mm256_add_epi32(
+                            _mm256_madd_epi16(front, ones),
+                            _mm256_madd_epi16(back, ones),
+                        );
+                        let sub = 2 * pair + half;
+                        let bias = _mm256_set1_ps(32.0 * f32::from(act.bsums[sub]));
+                        let f = _mm256_sub_ps(_mm256_cvtepi32_ps(isum), bias);
+                        *acc = _mm256_fmadd_ps(f, _mm256_mul_ps(scales[sub], dall), *acc);
                     }
                 }
             }
@@ -358,20 +396,85 @@ mod avx2 {
         }
     }
 
-    /// For eight vectors of eight i32, lane r of the first result is the sum of lanes 0..4 of
-    /// `v[r]`, lane r of the second the sum of lanes 4..8.
+    /// One Q4_K sub-block's step of candle's chain: `acc += isum · (scale · d)`, then
+    /// `acc -= min · (d · bsum)`, each fused.
+    #[target_feature(enable = "avx2,fma")]
+    fn q4k_step(
+        acc: &mut __m256,
+        isum: __m256i,
+        scale: __m256,
+        min: __m256,
+        act: &BlockQ8K,
+        sub: usize,
+    ) {
+        let dall = _mm256_set1_ps(act.d);
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(scale, dall), *acc);
+        let bsum = (i32::from(act.bsums[sub * 2]) + i32::from(act.bsums[sub * 2 + 1])) as f32;
+        *acc = _mm256_fnmadd_ps(min, _mm256_set1_ps(act.d * bsum), *acc);
+    }
+
+    /// Activation quants `at..at + 4` in every i32 lane.
     #[target_feature(enable = "avx2")]
-    fn reduce_halves(v: [__m256i; 8]) -> (__m256i, __m256i) {
-        let h01 = _mm256_hadd_epi32(v[0], v[1]);
-        let h23 = _mm256_hadd_epi32(v[2], v[3]);
-        let h45 = _mm256_hadd_epi32(v[4], v[5]);
-        let h67 = _mm256_hadd_epi32(v[6], v[7]);
-        // Per 128-bit half: rows 0..4 (resp. 4..8), each the sum of its four lanes there.
-        let q0 = _mm256_hadd_epi32(h01, h23);
-        let q1 = _mm256_hadd_epi32(h45, h67);
-        (
-            _mm256_permute2x128_si256(q0, q1, 0x20),
-            _mm256_permute2x128_si256(q0, q1, 0x31),
+    fn broadcast_group(qs: &[i8; QK_K], at: usize) -> __m256i {
+        let g = &qs[at..at + 4];
+        _mm256_set1_epi32(i32::from_le_bytes([
+            g[0] as u8, g[1] as u8, g[2] as u8, g[3] as u8,
+        ]))
+    }
+
+    /// An 8x8 matrix of 32-bit items, transposed: lane r of result g is lane g of `v[r]`.
+    #[target_feature(enable = "avx2")]
+    fn transpose_8x8_u32(v: [__m256i; 8]) -> [__m256i; 8] {
+        let t = [
+            _mm256_unpacklo_epi32(v[0], v[1]),
+            _mm256_unpackhi_epi32(v[0], v[1]),
+            _mm256_unpacklo_epi32(v[2], v[3]),
+            _mm256_unpackhi_epi32(v[2], v[3]),
+            _mm256_unpacklo_epi32(v[4], v[5]),
+            _mm256_unpackhi_epi32(v[4], v[5]),
+            _mm256_unpacklo_epi32(v[6], v[7]),
+            _mm256_unpackhi_epi32(v[6], v[7]),
+        ];
+        // u[i]: items i and i + 4 of rows 0..4 (u[0..4]) or 4..8 (u[4..8]).
+        let u = [
+            _mm256_unpacklo_epi64(t[0], t[2]),
+            _mm256_unpackhi_epi64(t[0], t[2]),
+            _mm256_unpacklo_epi64(t[1], t[3]),
+            _mm256_unpackhi_epi64(t[1], t[3]),
+            _mm256_unpacklo_epi64(t[4], t[6]),
+            _mm256_unpackhi_epi64(t[4], t[6]),
+            _mm256_unpacklo_epi64(t[5], t[7]),
+            _mm256_unpackhi_epi64(t[5], t[7]),
+        ];
+        [
+            _mm256_permute2x128_si256(u[0], u[4], 0x20),
+            _mm256_permute2x128_si256(u[1], u[5], 0x20),
+            _mm256_permute2x128_si256(u[2], u[6], 0x20),
+            _mm256_permute2x128_si256(u[3], u[7], 0x20),
+            _mm256_permute2x128_si256(u[0], u[4], 0x31),
+            _mm256_permute2x128_si256(u[1], u[5], 0x31),
+            _mm256_permute2x128_si256(u[2], u[6], 0x31),
+            _mm256_permute2x128_si256(u[3], u[7], 0x31),
+        ]
+    }
+
+    /// For eight vectors of sixteen i16 pair sums from `maddubs` of 4-bit weights (each at
+    /// most 2 · 15 · 128 in magnitude), lane r of the result is the sum of `v[r]`'s lanes, in
+    /// i32. Three rounds of `hadd` in i16 add eight lanes (at most 30720: no overflow) before
+    /// widening.
+    #[target_feature(enable = "avx2")]
+    fn reduce_i16_pairs(v: [__m256i; 8]) -> __m256i {
+        let h01 = _mm256_hadd_epi16(v[0], v[1]);
+        let h23 = _mm256_hadd_epi16(v[2], v[3]);
+        let h45 = _mm256_hadd_epi16(v[4], v[5]);
+        let h67 = _mm256_hadd_epi16(v[6], v[7]);
+        let q0 = _mm256_hadd_epi16(h01, h23);
+        let q1 = _mm256_hadd_epi16(h45, h67);
+        // Lane r of each 128-bit half: row r's sum over that half.
+        let rows = _mm256_hadd_epi16(q0, q1);
+        _mm256_add_epi32(
+            _mm256_cvtepi16_epi32(_mm256_castsi256_si128(rows)),
+            _mm256_cvtepi16_epi32(_mm256_extracti128_si256(rows, 1)),
         )
     }
 
