@@ -25,7 +25,7 @@ use candle_core::quantized::GgmlDType;
 use candle_core::quantized::k_quants::{self, GgmlType};
 use half::f16;
 
-use super::{RowsOut, for_chunks};
+use super::{RowsOut, for_chunks, quantize_rows_of};
 
 /// Values per super-block.
 const QK_K: usize = 256;
@@ -123,16 +123,8 @@ same_layout!(BlockQ8K, k_quants::BlockQ8K);
 /// The activations quantized to Q8_K by candle's own `from_float`, row by row, as candle's
 /// tile path does.
 fn quantize_q8k(x: &[f32], k: usize, m: usize) -> Vec<k_quants::BlockQ8K> {
-    let kb = k / QK_K;
-    let mut xq = vec![k_quants::BlockQ8K::zeros(); m * kb];
-    let rows = RowsOut::new(&mut xq, kb);
-    for_chunks(m, |range| {
-        for r in range {
-            // SAFETY: for_chunks hands each row index to exactly one call.
-            k_quants::BlockQ8K::from_float(&x[r * k..(r + 1) * k], unsafe { rows.row(r) });
-        }
-    });
-    xq
+    let empty = k_quants::BlockQ8K::zeros();
+    quantize_rows_of(x, k, m, QK_K, empty, k_quants::BlockQ8K::from_float)
 }
 
 /// Candle's Q8_K blocks as ours.
@@ -155,11 +147,11 @@ fn run_groups<W: Sync>(
     kernel: impl Fn(&[W], &[&[BlockQ8K]], &mut [[f32; ROW_GROUP]; ACT_TILE]) + Sync,
 ) -> Vec<f32> {
     let mut out = vec![0f32; m * rows];
-    let out_ptr = OutPtr(out.as_mut_ptr());
+    // Span `i * groups + group` is activation row i's outputs for weight row group `group`.
+    let spans = RowsOut::new(&mut out, ROW_GROUP);
     let groups = rows / ROW_GROUP;
     let chunks = m.div_ceil(ACT_CHUNK);
     for_chunks(chunks * groups, |range| {
-        let out_ptr = &out_ptr;
         for unit in range {
             let (chunk, group) = (unit / groups, unit % groups);
             let wg = &w[group * ROW_GROUP * kb..(group + 1) * ROW_GROUP * kb];
@@ -173,28 +165,15 @@ fn run_groups<W: Sync>(
                 let mut acc = [[0f32; ROW_GROUP]; ACT_TILE];
                 kernel(wg, &tile[..last - first], &mut acc);
                 for (i, row) in (first..last).zip(&acc) {
-                    // SAFETY: (chunk, group) pairs are unique across units, so each output
-                    // span `i * rows + group * ROW_GROUP ..+ROW_GROUP` is written once, and
-                    // it lies inside `out` (i < m, group < rows / ROW_GROUP).
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            row.as_ptr(),
-                            out_ptr.0.add(i * rows + group * ROW_GROUP),
-                            ROW_GROUP,
-                        );
-                    }
+                    // SAFETY: (chunk, group) pairs are unique across units, so each span is
+                    // written by one unit only.
+                    unsafe { spans.row(i * groups + group) }.copy_from_slice(row);
                 }
             }
         }
     });
     out
 }
-
-/// The output buffer, shared by workers that write disjoint spans of it.
-struct OutPtr(*mut f32);
-
-// SAFETY: workers write disjoint spans (see `run_groups`), and the owner waits for them.
-unsafe impl Sync for OutPtr {}
 
 /// The six-bit scales and mins of a Q4_K block as sixteen bytes, `sc[0..8]` then `mn[0..8]`:
 /// ggml's unpacking of its 12-byte field.
@@ -563,19 +542,8 @@ mod tests {
     use candle_core::quantized::{QMatMul, QTensor};
     use candle_core::{Device, Module, Tensor};
 
+    use super::super::random;
     use super::*;
-
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
 
     /// ggml's scalar `get_scale_min_k4`.
     fn scale_min(j: usize, q: &[u8; 12]) -> (u8, u8) {

@@ -69,7 +69,10 @@ impl Linear {
             #[cfg(target_arch = "x86_64")]
             t @ (GgmlDType::Q4K | GgmlDType::Q6K)
                 if has_avx2_f16c()
-                    && tile_shape(&weights)
+                    && weights
+                        .shape()
+                        .dims2()
+                        .ok()
                         .is_some_and(|(rows, k)| kquants::applies(t, rows, k, 2)) =>
             {
                 Some(OwnPath::KQuantTiles(t))
@@ -158,11 +161,6 @@ fn product(
         #[cfg(target_arch = "x86_64")]
         OwnPath::KQuantTiles(t) => unsafe { kquants::matmul(t, bytes, rows, k, x, m)? },
     })
-}
-
-/// The `(rows, k)` of a weight matrix.
-fn tile_shape(weights: &QTensor) -> Option<(usize, usize)> {
-    weights.shape().dims2().ok()
 }
 
 /// ggml's `block_q4_1`: 32 weights as `d * q + m`, q in 0..16, low nibbles first.
@@ -273,15 +271,28 @@ pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
     }
 }
 
-/// `m` rows of `k` activations quantized row by row with `quantize`, in parallel.
+/// `m` rows of `k` activations quantized row by row with `quantize`, in parallel, into blocks
+/// of 32.
 fn quantize_rows<B: Default + Clone + Send>(
     x: &[f32],
     k: usize,
     m: usize,
     quantize: impl Fn(&[f32], &mut [B]) + Sync,
 ) -> Vec<B> {
-    let kb = k / QK;
-    let mut xq = vec![B::default(); m * kb];
+    quantize_rows_of(x, k, m, QK, B::default(), quantize)
+}
+
+/// As [`quantize_rows`], into blocks of `per_block` activations that start as `empty`.
+fn quantize_rows_of<B: Clone + Send>(
+    x: &[f32],
+    k: usize,
+    m: usize,
+    per_block: usize,
+    empty: B,
+    quantize: impl Fn(&[f32], &mut [B]) + Sync,
+) -> Vec<B> {
+    let kb = k / per_block;
+    let mut xq = vec![empty; m * kb];
     let rows = RowsOut::new(&mut xq, kb);
     for_chunks(m, |range| {
         for r in range {
@@ -872,21 +883,23 @@ fn gelu_from_table(table: &[f32], x: f32) -> f32 {
     }
 }
 
+/// `n` pseudo-random values in [-1, 1) from `seed` (xorshift), for the kernels' tests.
+#[cfg(test)]
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
 
     fn q4_1_tensor(rows: usize, k: usize) -> Arc<QTensor> {
         let w = Tensor::from_vec(random(rows * k, 7), (rows, k), &Device::Cpu).unwrap();
