@@ -21,6 +21,8 @@
 //! width a multiple of 256, and for Q6_K only with more than one activation row; elsewhere it
 //! uses other arithmetic, and [`applies`] says where this module stands in for it.
 
+use std::borrow::Cow;
+
 use candle_core::quantized::GgmlDType;
 use candle_core::quantized::k_quants::{self, GgmlType};
 use half::f16;
@@ -48,7 +50,8 @@ pub(super) fn applies(dtype: GgmlDType, rows: usize, k: usize, m: usize) -> bool
 }
 
 /// `x · wᵀ` for `m` rows of `k` activations against the `rows` x `k` Q4_K or Q6_K weights
-/// in `bytes`, token-major, where [`applies`] holds.
+/// in `bytes`, token-major, where [`applies`] holds. Q4_K groups are interleaved on the fly
+/// (see [`Q4KInterleaved`] for weights that keep that form).
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C.
@@ -71,16 +74,72 @@ pub(super) unsafe fn matmul(
     match dtype {
         GgmlDType::Q4K => {
             let w = super::blocks_of_size::<BlockQ4K>(bytes, rows, k, QK_K)?;
-            Ok(run_groups(w, rows, kb, acts, m, |w, a, acc| unsafe {
-                avx2::q4k_rows(w, kb, a, acc)
+            let group = |g: usize| {
+                let rows = &w[g * ROW_GROUP * kb..(g + 1) * ROW_GROUP * kb];
+                Cow::Owned((0..kb).map(|b| interleave_q4k(rows, kb, b)).collect())
+            };
+            Ok(run_groups(group, rows, kb, acts, m, |w, a, acc| unsafe {
+                avx2::q4k_rows(w, a, acc)
             }))
         }
         _ => {
             let w = super::blocks_of_size::<BlockQ6K>(bytes, rows, k, QK_K)?;
-            Ok(run_groups(w, rows, kb, acts, m, |w, a, acc| unsafe {
+            let group = |g: usize| Cow::Borrowed(&w[g * ROW_GROUP * kb..(g + 1) * ROW_GROUP * kb]);
+            Ok(run_groups(group, rows, kb, acts, m, |w, a, acc| unsafe {
                 avx2::q6k_rows(w, kb, a, acc)
             }))
         }
+    }
+}
+
+/// A Q4_K matrix whose rows are interleaved eight at a time ([`BlockQ4KX8`]), made once at
+/// load in place of the GGUF blocks (same size but 3%). The products are those of
+/// [`matmul`] and candle's tiles, bit for bit; what changes is that no kernel call has to
+/// turn the blocks first, which cost about as much as the products themselves.
+pub(super) struct Q4KInterleaved {
+    blocks: Vec<BlockQ4KX8>,
+    rows: usize,
+    k: usize,
+}
+
+impl Q4KInterleaved {
+    /// Interleaves the `rows` x `k` Q4_K blocks in `bytes`, where [`applies`] holds.
+    pub(super) fn new(bytes: &[u8], rows: usize, k: usize) -> candle_core::Result<Self> {
+        if !applies(GgmlDType::Q4K, rows, k, 1) {
+            candle_core::bail!("no interleaved Q4_K form for {rows}x{k} weights");
+        }
+        let w = super::blocks_of_size::<BlockQ4K>(bytes, rows, k, QK_K)?;
+        let kb = k / QK_K;
+        let mut blocks = Vec::with_capacity(rows / ROW_GROUP * kb);
+        for group in w.chunks_exact(ROW_GROUP * kb) {
+            blocks.extend((0..kb).map(|b| interleave_q4k(group, kb, b)));
+        }
+        Ok(Q4KInterleaved { blocks, rows, k })
+    }
+
+    /// `(rows, k)`.
+    pub(super) fn shape(&self) -> (usize, usize) {
+        (self.rows, self.k)
+    }
+
+    /// `x · wᵀ` for `m` rows of activations, token-major.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) unsafe fn matmul(&self, x: &[f32], m: usize) -> candle_core::Result<Vec<f32>> {
+        let (rows, k) = (self.rows, self.k);
+        if x.len() != m * k {
+            candle_core::bail!("{} activations for {m} rows of {k}", x.len());
+        }
+        let acts = quantize_q8k(x, k, m);
+        let acts = as_ours(&acts);
+        let kb = k / QK_K;
+        let group = |g: usize| Cow::Borrowed(&self.blocks[g * kb..(g + 1) * kb]);
+        // SAFETY: the caller guarantees the CPU features.
+        Ok(run_groups(group, rows, kb, acts, m, |w, a, acc| unsafe {
+            avx2::q4k_rows(w, a, acc)
+        }))
     }
 }
 
@@ -93,6 +152,47 @@ pub(crate) struct BlockQ4K {
     dmin: f16,
     scales: [u8; 12],
     qs: [u8; QK_K / 2],
+}
+
+/// One super-block of eight Q4_K rows, laid out for the kernels: `qs[8p + g]` holds, for
+/// rows 0..8 in turn, the four bytes `32p + 4g..` of that row's `qs` (low nibbles: quants
+/// `4g..4g + 4` of sub-block `2p`, high nibbles: of sub-block `2p + 1`), so that one load
+/// gives one group of four quants per row, a row per i32 lane. The scales and mins are
+/// unpacked, `scales[sub][row]`, and `d`, `dmin` are the rows' f16 bits.
+#[repr(C, align(32))]
+#[derive(Clone, Copy)]
+pub(crate) struct BlockQ4KX8 {
+    qs: [[u8; 32]; 32],
+    d: [u16; ROW_GROUP],
+    dmin: [u16; ROW_GROUP],
+    scales: [[u8; ROW_GROUP]; 8],
+    mins: [[u8; ROW_GROUP]; 8],
+}
+
+/// Super-block `b` of the eight rows of `kb` blocks in `rows`, interleaved.
+fn interleave_q4k(rows: &[BlockQ4K], kb: usize, b: usize) -> BlockQ4KX8 {
+    let mut out = BlockQ4KX8 {
+        qs: [[0; 32]; 32],
+        d: [0; ROW_GROUP],
+        dmin: [0; ROW_GROUP],
+        scales: [[0; ROW_GROUP]; 8],
+        mins: [[0; ROW_GROUP]; 8],
+    };
+    for r in 0..ROW_GROUP {
+        let block = &rows[r * kb + b];
+        out.d[r] = block.d.to_bits();
+        out.dmin[r] = block.dmin.to_bits();
+        let unpacked = q4k_scales_mins(&block.scales);
+        for sub in 0..8 {
+            out.scales[sub][r] = unpacked[sub];
+            out.mins[sub][r] = unpacked[8 + sub];
+        }
+        for (at, lane) in out.qs.iter_mut().enumerate() {
+            let from = 32 * (at / 8) + 4 * (at % 8);
+            lane[4 * r..4 * r + 4].copy_from_slice(&block.qs[from..from + 4]);
+        }
+    }
+    out
 }
 
 /// ggml's `block_q6_K`: 256 weights as `d·sc·(q − 32)` in sixteen sub-blocks of 16, q's low
@@ -135,11 +235,11 @@ fn as_ours(x: &[k_quants::BlockQ8K]) -> &[BlockQ8K] {
 }
 
 /// Runs `kernel` over every (activation chunk, weight row group) pair on candle's pool and
-/// gathers the outputs token-major. `kernel(w, acts, acc)` gets one row group's blocks
-/// (`ROW_GROUP` rows of `kb`) and up to `ACT_TILE` activation rows, and writes one output
-/// per (activation, weight row) into `acc`.
-fn run_groups<W: Sync>(
-    w: &[W],
+/// gathers the outputs token-major. `kernel(w, acts, acc)` gets one row group's blocks, as
+/// `group_weights(group)` gives them, and up to `ACT_TILE` activation rows of `kb` blocks,
+/// and writes one output per (activation, weight row) into `acc`.
+fn run_groups<'w, W: Clone + Sync + 'w>(
+    group_weights: impl Fn(usize) -> Cow<'w, [W]> + Sync,
     rows: usize,
     kb: usize,
     acts: &[BlockQ8K],
@@ -154,7 +254,7 @@ fn run_groups<W: Sync>(
     for_chunks(chunks * groups, |range| {
         for unit in range {
             let (chunk, group) = (unit / groups, unit % groups);
-            let wg = &w[group * ROW_GROUP * kb..(group + 1) * ROW_GROUP * kb];
+            let wg = group_weights(group);
             let chunk_end = ((chunk + 1) * ACT_CHUNK).min(m);
             for first in (chunk * ACT_CHUNK..chunk_end).step_by(ACT_TILE) {
                 let last = (first + ACT_TILE).min(chunk_end);
@@ -163,7 +263,7 @@ fn run_groups<W: Sync>(
                     *slot = &acts[i * kb..(i + 1) * kb];
                 }
                 let mut acc = [[0f32; ROW_GROUP]; ACT_TILE];
-                kernel(wg, &tile[..last - first], &mut acc);
+                kernel(&wg, &tile[..last - first], &mut acc);
                 for (i, row) in (first..last).zip(&acc) {
                     // SAFETY: (chunk, group) pairs are unique across units, so each span is
                     // written by one unit only.
@@ -205,81 +305,74 @@ fn q4k_scales_mins(packed: &[u8; 12]) -> [u8; 16] {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{ACT_TILE, BlockQ4K, BlockQ6K, BlockQ8K, QK_K, ROW_GROUP, q4k_scales_mins};
+    use super::{ACT_TILE, BlockQ4KX8, BlockQ6K, BlockQ8K, QK_K, ROW_GROUP};
 
-    /// One output per (activation row, weight row) for `ROW_GROUP` Q4_K weight rows of `kb`
-    /// blocks each (`w`, row-major) against `acts`.
+    /// One output per (activation row, weight row) for the eight Q4_K weight rows whose
+    /// super-blocks are `w` (interleaved, [`BlockQ4KX8`]) against `acts`.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) fn q4k_rows(
-        w: &[BlockQ4K],
-        kb: usize,
+        w: &[BlockQ4KX8],
         acts: &[&[BlockQ8K]],
         out: &mut [[f32; ROW_GROUP]; ACT_TILE],
     ) {
         let mask = _mm256_set1_epi8(0x0f);
         let ones = _mm256_set1_epi16(1);
         let mut acc = [_mm256_setzero_ps(); ACT_TILE];
-        for b in 0..kb {
-            let block = |r: usize| &w[r * kb + b];
-            let mut packed = [_mm_setzero_si128(); ROW_GROUP];
-            let mut d = [0u16; ROW_GROUP];
-            let mut dmin = [0u16; ROW_GROUP];
-            for r in 0..ROW_GROUP {
-                packed[r] = load128(&q4k_scales_mins(&block(r).scales));
-                d[r] = block(r).d.to_bits();
-                dmin[r] = block(r).dmin.to_bits();
-            }
-            // columns[j]: bytes of columns 2j and 2j+1 over the eight rows.
-            let columns = transpose_8x16(packed);
-            let d = f16x8(&d);
-            let dmin = f16x8(&dmin);
+        for (b, block) in w.iter().enumerate() {
+            let d = f16x8(&block.d);
+            let dmin = f16x8(&block.dmin);
             let mut scales = [_mm256_setzero_ps(); 8];
             let mut mins = [_mm256_setzero_ps(); 8];
             for sub in 0..8 {
-                scales[sub] = _mm256_mul_ps(d, u8x8_to_f32(half_of(columns[sub / 2], sub % 2)));
-                mins[sub] =
-                    _mm256_mul_ps(dmin, u8x8_to_f32(half_of(columns[4 + sub / 2], sub % 2)));
+                scales[sub] = _mm256_mul_ps(d, u8x8_to_f32(load64(&block.scales[sub])));
+                mins[sub] = _mm256_mul_ps(dmin, u8x8_to_f32(load64(&block.mins[sub])));
             }
             if let [act] = acts {
-                // One activation row (decode): products per weight row, summed across lanes.
+                // One activation row (decode): each load is one group of four quants of two
+                // sub-blocks for all eight rows, against the two broadcast activation groups.
                 let act = &act[b];
-                for sub in 0..8 {
-                    let a = load256(&act.qs[sub * 32..sub * 32 + 32]);
-                    let shift = _mm_cvtsi32_si128(4 * (sub % 2) as i32);
-                    let chunk = (sub / 2) * 32;
-                    let mut parts = [_mm256_setzero_si256(); ROW_GROUP];
-                    for (r, part) in parts.iter_mut().enumerate() {
-                        let q = load256(&block(r).qs[chunk..chunk + 32]);
-                        let q = _mm256_and_si256(_mm256_srl_epi16(q, shift), mask);
-                        *part = _mm256_maddubs_epi16(q, a);
+                for pair in 0..4 {
+                    // Each i16 lane adds eight pairs of at most 2 · 15 · 128: no overflow.
+                    let mut low = _mm256_setzero_si256();
+                    let mut high = _mm256_setzero_si256();
+                    for g in 0..8 {
+                        let q = load256(&block.qs[8 * pair + g]);
+                        let lo = _mm256_and_si256(q, mask);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
+                        let a_lo = broadcast_group(&act.qs, 64 * pair + 4 * g);
+                        let a_hi = broadcast_group(&act.qs, 64 * pair + 32 + 4 * g);
+                        low = _mm256_add_epi16(low, _mm256_maddubs_epi16(lo, a_lo));
+                        high = _mm256_add_epi16(high, _mm256_maddubs_epi16(hi, a_hi));
                     }
-                    let isum = reduce_i16_pairs(parts);
+                    let sub = 2 * pair;
+                    let isum = _mm256_madd_epi16(low, ones);
                     q4k_step(&mut acc[0], isum, scales[sub], mins[sub], act, sub);
+                    let isum = _mm256_madd_epi16(high, ones);
+                    q4k_step(
+                        &mut acc[0],
+                        isum,
+                        scales[sub + 1],
+                        mins[sub + 1],
+                        act,
+                        sub + 1,
+                    );
                 }
                 continue;
             }
-            // Several activation rows (prefill): the weights are turned once per super-block
-            // so that each i32 lane is one row's group of four quants, then every activation
-            // row's groups are broadcast against them.
+            // Several activation rows (prefill): the nibbles are split once per super-block,
+            // lanes[sub][g] holding group g of sub-block `sub` for all eight rows, then every
+            // activation row's groups are broadcast against them.
             let mut lanes = [[_mm256_setzero_si256(); 8]; 8];
-            for (sub, lanes) in lanes.iter_mut().enumerate() {
-                let chunk = (sub / 2) * 32;
-                let mut rows = [_mm256_setzero_si256(); ROW_GROUP];
-                for (r, row) in rows.iter_mut().enumerate() {
-                    let q = load256(&block(r).qs[chunk..chunk + 32]);
-                    let q = if sub % 2 == 0 {
-                        q
-                    } else {
-                        _mm256_srli_epi16(q, 4)
-                    };
-                    *row = _mm256_and_si256(q, mask);
+            for pair in 0..4 {
+                for g in 0..8 {
+                    let q = load256(&block.qs[8 * pair + g]);
+                    lanes[2 * pair][g] = _mm256_and_si256(q, mask);
+                    lanes[2 * pair + 1][g] = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
                 }
-                *lanes = transpose_8x8_u32(rows);
             }
             for (acc, act) in acc.iter_mut().zip(acts) {
                 let act = &act[b];
                 for (sub, lanes) in lanes.iter().enumerate() {
-                    // Each i16 lane adds eight pairs of at most 2 · 15 · 128: no overflow.
                     let mut pairs = _mm256_setzero_si256();
                     for (g, q) in lanes.iter().enumerate() {
                         let a = broadcast_group(&act.qs, sub * 32 + 4 * g);
@@ -437,26 +530,6 @@ mod avx2 {
         ]
     }
 
-    /// For eight vectors of sixteen i16 pair sums from `maddubs` of 4-bit weights (each at
-    /// most 2 · 15 · 128 in magnitude), lane r of the result is the sum of `v[r]`'s lanes, in
-    /// i32. Three rounds of `hadd` in i16 add eight lanes (at most 30720: no overflow) before
-    /// widening.
-    #[target_feature(enable = "avx2")]
-    fn reduce_i16_pairs(v: [__m256i; 8]) -> __m256i {
-        let h01 = _mm256_hadd_epi16(v[0], v[1]);
-        let h23 = _mm256_hadd_epi16(v[2], v[3]);
-        let h45 = _mm256_hadd_epi16(v[4], v[5]);
-        let h67 = _mm256_hadd_epi16(v[6], v[7]);
-        let q0 = _mm256_hadd_epi16(h01, h23);
-        let q1 = _mm256_hadd_epi16(h45, h67);
-        // Lane r of each 128-bit half: row r's sum over that half.
-        let rows = _mm256_hadd_epi16(q0, q1);
-        _mm256_add_epi32(
-            _mm256_cvtepi16_epi32(_mm256_castsi256_si128(rows)),
-            _mm256_cvtepi16_epi32(_mm256_extracti128_si256(rows, 1)),
-        )
-    }
-
     /// Eight rows of sixteen bytes to eight vectors each holding two columns: vector j has
     /// column 2j (rows 0..8) in its low eight bytes and column 2j + 1 in its high eight.
     #[target_feature(enable = "avx2")]
@@ -526,6 +599,12 @@ mod avx2 {
         unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) }
     }
 
+    #[target_feature(enable = "avx2")]
+    fn load64(bytes: &[u8; 8]) -> __m128i {
+        // SAFETY: reads the 8 bytes of `bytes`.
+        unsafe { _mm_loadl_epi64(bytes.as_ptr().cast()) }
+    }
+
     /// The 32 bytes at the start of `bytes` (which has at least 32).
     #[target_feature(enable = "avx2")]
     fn load256<T: Copy>(bytes: &[T]) -> __m256i {
@@ -577,8 +656,9 @@ mod tests {
         }
     }
 
-    /// Our products equal candle's own (its repacked tiles, on this CPU) bit for bit, for
-    /// decode and prefill shapes, partial activation tiles and chunks included.
+    /// Our products, from the compact blocks and (Q4_K) from the interleaved form, equal
+    /// candle's own (its repacked tiles, on this CPU) bit for bit, for decode and prefill
+    /// shapes, partial activation tiles and chunks included.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn products_equal_candles_bit_for_bit() {
@@ -597,6 +677,8 @@ mod tests {
             let q = Arc::new(QTensor::quantize(&w, dtype).unwrap());
             let bytes = q.data().unwrap();
             let candle = QMatMul::from_arc(Arc::clone(&q)).unwrap();
+            let interleaved =
+                (dtype == GgmlDType::Q4K).then(|| Q4KInterleaved::new(&bytes, rows, k).unwrap());
             for m in [1, 2, 5, 67, 130] {
                 if !applies(dtype, rows, k, m) {
                     continue;
@@ -604,10 +686,16 @@ mod tests {
                 let x = random(m * k, 17 + m as u64);
                 // SAFETY: the CPU features were checked above.
                 let ours = unsafe { matmul(dtype, &bytes, rows, k, &x, m) }.unwrap();
+                let x_copy = x.clone();
                 let xt = Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap();
                 let theirs = candle.forward(&xt).unwrap().flatten_all().unwrap();
                 let theirs = theirs.to_vec1::<f32>().unwrap();
                 assert_eq!(bits(&ours), bits(&theirs), "{dtype:?} {rows}x{k} m={m}");
+                if let Some(w) = &interleaved {
+                    // SAFETY: as above.
+                    let ours = unsafe { w.matmul(&x_copy, m) }.unwrap();
+                    assert_eq!(bits(&ours), bits(&theirs), "interleaved {rows}x{k} m={m}");
+                }
             }
         }
     }
@@ -641,6 +729,14 @@ mod tests {
             assert!(matmul(GgmlDType::Q4K, &bytes, 16, 256, &[0.0; 255], 1).is_err());
             assert!(matmul(GgmlDType::Q4K, &bytes[1..], 16, 256, &[0.0; 256], 1).is_err());
             assert!(matmul(GgmlDType::Q4K, &bytes, 16, 512, &[0.0; 512], 1).is_err());
+            assert!(Q4KInterleaved::new(&bytes[1..], 16, 256).is_err());
+            assert!(
+                Q4KInterleaved::new(&bytes, 8, 256).is_err(),
+                "rows not a multiple of 16"
+            );
+            let w = Q4KInterleaved::new(&bytes, 16, 256).unwrap();
+            assert!(w.matmul(&[0.0; 255], 1).is_err());
+            assert_eq!(w.matmul(&[0.0; 256], 1).unwrap(), vec![0.0; 16]);
         }
     }
 }

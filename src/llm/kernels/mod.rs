@@ -29,9 +29,21 @@ use half::f16;
 
 /// A weight matrix `(out, in)` applied as `x · Wᵀ`.
 pub(crate) struct Linear {
-    weights: Arc<QTensor>,
-    candle: QMatMul,
-    own: Option<OwnPath>,
+    path: LinearPath,
+}
+
+enum LinearPath {
+    /// The GGUF blocks, applied by candle's `QMatMul` or by our kernel `own`.
+    Blocks {
+        weights: Arc<QTensor>,
+        candle: QMatMul,
+        own: Option<OwnPath>,
+    },
+    /// Q4_K weights interleaved once at load ([`kquants::Q4KInterleaved`]) in place of the
+    /// GGUF blocks, which are dropped; only for weights nothing else holds (a tied embedding
+    /// table keeps its blocks and takes [`OwnPath::KQuantTiles`]).
+    #[cfg(target_arch = "x86_64")]
+    Q4KInterleaved(kquants::Q4KInterleaved),
 }
 
 /// The weight types with a path of our own.
@@ -54,7 +66,6 @@ enum OwnPath {
 
 impl Linear {
     pub(crate) fn new(weights: Arc<QTensor>) -> candle_core::Result<Linear> {
-        let candle = QMatMul::from_arc(Arc::clone(&weights))?;
         let eligible = weights.device().is_cpu() && weights.shape().dims().len() == 2;
         let own = match weights.dtype() {
             _ if !eligible => None,
@@ -79,35 +90,72 @@ impl Linear {
             }
             _ => None,
         };
+        #[cfg(target_arch = "x86_64")]
+        if own == Some(OwnPath::KQuantTiles(GgmlDType::Q4K)) && Arc::strong_count(&weights) == 1 {
+            let (rows, k) = weights.shape().dims2()?;
+            let interleaved = kquants::Q4KInterleaved::new(&weights.data()?, rows, k)?;
+            return Ok(Linear {
+                path: LinearPath::Q4KInterleaved(interleaved),
+            });
+        }
+        let candle = QMatMul::from_arc(Arc::clone(&weights))?;
         Ok(Linear {
-            weights,
-            candle,
-            own,
+            path: LinearPath::Blocks {
+                weights,
+                candle,
+                own,
+            },
         })
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let Some(path) = self.own else {
-            return self.candle.forward(x);
-        };
-        let (rows, k) = self.weights.shape().dims2()?;
-        let dims = x.dims().to_vec();
-        let m = x.elem_count() / k;
-        #[cfg(target_arch = "x86_64")]
-        if let OwnPath::KQuantTiles(t) = path
-            && !kquants::applies(t, rows, k, m)
-        {
-            return self.candle.forward(x);
+        match &self.path {
+            LinearPath::Blocks {
+                weights,
+                candle,
+                own,
+            } => {
+                let Some(path) = *own else {
+                    return candle.forward(x);
+                };
+                let (rows, k) = weights.shape().dims2()?;
+                #[cfg(target_arch = "x86_64")]
+                if let OwnPath::KQuantTiles(t) = path
+                    && !kquants::applies(t, rows, k, x.elem_count() / k)
+                {
+                    return candle.forward(x);
+                }
+                let bytes = weights.data()?;
+                apply_rows(x, rows, k, |input, m| {
+                    product(path, &bytes, rows, k, input, m)
+                })
+            }
+            #[cfg(target_arch = "x86_64")]
+            LinearPath::Q4KInterleaved(w) => {
+                let (rows, k) = w.shape();
+                // SAFETY: this path is only chosen where the CPU has AVX2, FMA and F16C.
+                apply_rows(x, rows, k, |input, m| unsafe { w.matmul(input, m) })
+            }
         }
-        let input = x.flatten_all()?.to_vec1::<f32>()?;
-        let bytes = self.weights.data()?;
-        let out = product(path, &bytes, rows, k, &input, m)?;
-        let mut out_dims = dims;
-        if let Some(last) = out_dims.last_mut() {
-            *last = rows;
-        }
-        Tensor::from_vec(out, out_dims, &Device::Cpu)
     }
+}
+
+/// `x` (any shape whose last dimension is `k`) as rows of `k` f32 through `product`, which
+/// gives `rows` outputs per input row; the result has `x`'s shape with `rows` last.
+fn apply_rows(
+    x: &Tensor,
+    rows: usize,
+    k: usize,
+    product: impl FnOnce(&[f32], usize) -> candle_core::Result<Vec<f32>>,
+) -> candle_core::Result<Tensor> {
+    let mut dims = x.dims().to_vec();
+    let m = x.elem_count() / k;
+    let input = x.flatten_all()?.to_vec1::<f32>()?;
+    let out = product(&input, m)?;
+    if let Some(last) = dims.last_mut() {
+        *last = rows;
+    }
+    Tensor::from_vec(out, dims, &Device::Cpu)
 }
 
 /// `x · wᵀ` for `m` rows of `k` activations against the `rows` x `k` weights in `bytes`, by
@@ -1025,7 +1073,7 @@ mod tests {
 
     fn compare_with_candle(t: Arc<QTensor>, k: usize) {
         let ours = Linear::new(Arc::clone(&t)).unwrap();
-        assert!(ours.own.is_some(), "{:?}", t.dtype());
+        assert!(!uses_candle(&ours), "{:?}", t.dtype());
         let candle = QMatMul::from_arc(t).unwrap();
         for m in [1, 3, 17] {
             let x = Tensor::from_vec(random(m * k, m as u64), (m, k), &Device::Cpu).unwrap();
@@ -1053,12 +1101,53 @@ mod tests {
         let w = Tensor::from_vec(random(32 * 256, 3), (32, 256), &Device::Cpu).unwrap();
         for dtype in [GgmlDType::Q5K, GgmlDType::Q2K] {
             let q = Arc::new(QTensor::quantize(&w, dtype).unwrap());
-            assert!(Linear::new(q).unwrap().own.is_none(), "{dtype:?}");
+            assert!(uses_candle(&Linear::new(q).unwrap()), "{dtype:?}");
         }
         // K-quants in shapes candle does not tile stay on candle's arithmetic.
         let w = Tensor::from_vec(random(24 * 256, 3), (24, 256), &Device::Cpu).unwrap();
         let q = Arc::new(QTensor::quantize(&w, GgmlDType::Q4K).unwrap());
-        assert!(Linear::new(q).unwrap().own.is_none());
+        assert!(uses_candle(&Linear::new(q).unwrap()));
+    }
+
+    fn uses_candle(linear: &Linear) -> bool {
+        matches!(linear.path, LinearPath::Blocks { own: None, .. })
+    }
+
+    /// A Q4_K matrix nothing else holds is interleaved and its blocks dropped; a shared one
+    /// (a tied embedding table) keeps its blocks. Both give candle's products bit for bit,
+    /// whatever the input's shape.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn q4k_linear_interleaves_only_what_it_owns() {
+        if !has_avx2_f16c() {
+            return;
+        }
+        let (rows, k) = (32, 512);
+        let w = Tensor::from_vec(random(rows * k, 5), (rows, k), &Device::Cpu).unwrap();
+        let q = Arc::new(QTensor::quantize(&w, GgmlDType::Q4K).unwrap());
+        let candle = QMatMul::from_arc(Arc::clone(&q)).unwrap();
+        let shared = Linear::new(Arc::clone(&q)).unwrap();
+        assert!(matches!(
+            shared.path,
+            LinearPath::Blocks {
+                own: Some(OwnPath::KQuantTiles(GgmlDType::Q4K)),
+                ..
+            }
+        ));
+        let copy = QTensor::quantize(&w, GgmlDType::Q4K).unwrap();
+        let owned = Linear::new(Arc::new(copy)).unwrap();
+        assert!(matches!(owned.path, LinearPath::Q4KInterleaved(_)));
+        let x = Tensor::from_vec(random(2 * 3 * k, 9), (2, 3, k), &Device::Cpu).unwrap();
+        let expected = candle.forward(&x).unwrap();
+        for linear in [&shared, &owned] {
+            let got = linear.forward(&x).unwrap();
+            assert_eq!(got.dims(), &[2, 3, rows]);
+            let bits = |t: &Tensor| -> Vec<u32> {
+                let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                v.iter().map(|f| f.to_bits()).collect()
+            };
+            assert_eq!(bits(&got), bits(&expected));
+        }
     }
 
     #[test]
