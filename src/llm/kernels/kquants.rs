@@ -363,12 +363,11 @@ mod avx2 {
             // lanes[sub][g] holding group g of sub-block `sub` for all eight rows, then every
             // activation row's groups are broadcast against them.
             let mut lanes = [[_mm256_setzero_si256(); 8]; 8];
-            for pair in 0..4 {
-                for g in 0..8 {
-                    let q = load256(&block.qs[8 * pair + g]);
-                    lanes[2 * pair][g] = _mm256_and_si256(q, mask);
-                    lanes[2 * pair + 1][g] = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
-                }
+            for (at, bytes) in block.qs.iter().enumerate() {
+                let (pair, g) = (at / 8, at % 8);
+                let q = load256(bytes);
+                lanes[2 * pair][g] = _mm256_and_si256(q, mask);
+                lanes[2 * pair + 1][g] = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
             }
             for (acc, act) in acc.iter_mut().zip(acts) {
                 let act = &act[b];
