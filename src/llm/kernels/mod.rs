@@ -13,8 +13,9 @@
 //! do candle's arithmetic bit for bit (Q5_0: candle's scalar float order over exact SIMD
 //! integer sums), because our measured greedy parity with llama.cpp is best that way.
 //!
-//! Q4_K and Q6_K: [`kquants`] applies them from the compact blocks with the arithmetic of
-//! candle's repacked tiles, so that candle's f32-scaled copy of every such matrix is never made.
+//! Q4_K and Q6_K: [`kquants`] applies them with the arithmetic of candle's repacked tiles, so
+//! that candle's f32-scaled copy of every such matrix is never made; Q4_K matrices are
+//! interleaved eight rows at a time once at load, in place of their GGUF blocks.
 //!
 //! What makes these fast besides SIMD: block scales are converted from f16 by F16C inside
 //! the register (the half crate makes a call per value), a weight row is taken against four
