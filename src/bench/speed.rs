@@ -75,15 +75,18 @@ pub fn measure_speed(
         });
     }
     let tokens = filler_tokens(engine, needed)?;
-    let mut base = engine.new_session()?;
+    // One session, rewound to the filled context before each measurement: like llama-bench,
+    // one attention cache, so the peak RSS is what a real run of this context needs.
+    let mut session = engine.new_session()?;
     if opts.context > 0 {
-        base.feed(&tokens[..opts.context])?;
+        session.feed(&tokens[..opts.context])?;
     }
+    let filled = session.checkpoint();
     let repetitions = opts.repetitions.max(1);
     let (mut prefill_secs, mut ttft_secs, mut decode_secs) = (0.0, 0.0, 0.0);
     for _ in 0..repetitions {
         if opts.prompt_tokens > 0 {
-            let mut session = base.fork()?;
+            session.rewind(&filled)?;
             let started = Instant::now();
             session.feed(&tokens[opts.context..opts.context + opts.prompt_tokens])?;
             prefill_secs += started.elapsed().as_secs_f64();
@@ -91,7 +94,7 @@ pub fn measure_speed(
             ttft_secs += started.elapsed().as_secs_f64();
         }
         if opts.gen_tokens > 0 {
-            let mut session = base.fork()?;
+            session.rewind(&filled)?;
             // The first decoded token continues the filler, so no prefill is timed here.
             let mut next = tokens[opts.context];
             let started = Instant::now();

@@ -201,6 +201,35 @@ impl Session {
         })
     }
 
+    /// Marks where this session is now, to come back to with [`Session::rewind`]: a cheap
+    /// snapshot of the shared prefix, since the cache is not copied.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            tokens: self.tokens.clone(),
+            logits: self.logits.clone(),
+        }
+    }
+
+    /// Returns to `checkpoint`, forgetting every token fed after it; the cached prefix is kept,
+    /// so nothing is recomputed. Also recovers a session broken by a failed feed after the
+    /// checkpoint. Fails, changing nothing, if this session does not continue the checkpoint's
+    /// tokens.
+    pub fn rewind(&mut self, checkpoint: &Checkpoint) -> Result<(), LlmError> {
+        let len = checkpoint.tokens.len();
+        if !self.tokens.starts_with(&checkpoint.tokens) {
+            return Err(LlmError::Model {
+                stage: format!("rewinding to position {len}"),
+                reason: "the session does not continue the checkpoint's tokens".into(),
+            });
+        }
+        // Positions below `tokens.len()` were all written by successful feeds, so the cache
+        // holds the checkpoint's prefix even after a failed feed.
+        self.tokens.truncate(len);
+        self.logits.clone_from(&checkpoint.logits);
+        self.broken = false;
+        Ok(())
+    }
+
     fn feed_inner(&mut self, tokens: &[u32]) -> Result<(), LlmError> {
         if self.broken {
             return Err(LlmError::SessionBroken);
@@ -248,6 +277,13 @@ impl Session {
         self.prefill_secs = 0.0;
         stats
     }
+}
+
+/// A session's tokens and logits at one point; see [`Session::checkpoint`].
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    tokens: Vec<u32>,
+    logits: Option<Vec<f32>>,
 }
 
 /// When to stop generating.
@@ -500,6 +536,40 @@ mod tests {
         assert!(diff < 1.5, "logits differ by {diff}");
         let g2 = continue_text(engine, &mut a, 4);
         assert_eq!(g2.prefill_tokens, forced.len());
+    }
+
+    #[test]
+    fn rewind_returns_to_the_checkpoint() {
+        use crate::llm::testing::{TinyModelSpec, write_tiny_model};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        write_tiny_model(&path, &TinyModelSpec::default()).unwrap();
+        let load = LoadOptions {
+            device: DeviceChoice::Cpu,
+            context: Some(64),
+        };
+        let engine = Engine::load(&path, &load).unwrap();
+        let mut session = engine.new_session().unwrap();
+        session.feed(&[10, 11, 12, 13]).unwrap();
+        let before = session.logits().unwrap().to_vec();
+        let checkpoint = session.checkpoint();
+        let mut fork = session.fork().unwrap();
+        fork.feed(&[20, 21]).unwrap();
+
+        session.feed(&[30, 31, 32]).unwrap();
+        assert_ne!(session.logits().unwrap(), &before[..]);
+        session.rewind(&checkpoint).unwrap();
+        assert_eq!(session.tokens(), &[10, 11, 12, 13]);
+        assert_eq!(session.logits().unwrap(), &before[..]);
+        // The positions after the checkpoint are overwritten, not attended to.
+        session.feed(&[20, 21]).unwrap();
+        assert_eq!(session.logits(), fork.logits());
+
+        // A session that does not continue the checkpoint is left as it was.
+        let mut other = engine.new_session().unwrap();
+        other.feed(&[10, 11, 40]).unwrap();
+        assert!(other.rewind(&checkpoint).is_err());
+        assert_eq!(other.tokens(), &[10, 11, 40]);
     }
 
     #[test]

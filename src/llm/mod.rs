@@ -21,7 +21,7 @@ pub use chat::{ChatMessage, ChatTemplate, encode_chat};
 pub use device::DeviceChoice;
 pub use error::LlmError;
 pub use generate::{
-    Engine, GenerateOptions, Generation, LoadOptions, Session, StopReason, generate,
+    Checkpoint, Engine, GenerateOptions, Generation, LoadOptions, Session, StopReason, generate,
     generate_masked,
 };
 pub use gguf::{GgufFile, ModelInfo};

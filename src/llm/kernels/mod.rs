@@ -243,6 +243,7 @@ macro_rules! same_layout {
     };
 }
 
+pub(crate) mod attention;
 mod kquants;
 
 /// Views the raw bytes of a quantized tensor of `rows` x `k` as its blocks of 32.
@@ -402,6 +403,25 @@ impl<T> RowsOut<T> {
         );
         // SAFETY: first..end is inside the buffer (checked); the caller guarantees exclusivity.
         unsafe { std::slice::from_raw_parts_mut(self.start.add(first), end - first) }
+    }
+
+    /// Rows `first..first + count`, mutably, as one slice.
+    ///
+    /// # Safety
+    /// No two live references may overlap.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn rows(&self, first: usize, count: usize) -> &mut [T] {
+        let begin = first * self.width;
+        let end = (first + count) * self.width;
+        assert!(
+            begin < end && end <= self.len,
+            "rows {first}..{} of a buffer of {} by {}",
+            first + count,
+            self.len,
+            self.width
+        );
+        // SAFETY: begin..end is inside the buffer (checked); the caller guarantees exclusivity.
+        unsafe { std::slice::from_raw_parts_mut(self.start.add(begin), end - begin) }
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use candle_core::quantized::QTensor;
 use candle_core::quantized::gguf_file::Content;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 
 use crate::llm::kernels::{self, Linear};
 
@@ -454,11 +454,32 @@ impl Decoder {
             q
         };
 
-        let end = position + seq;
         let start = match block.window {
             Some(w) => (position + 1).saturating_sub(w),
             None => 0,
         };
+        let out = if self.device.is_cpu() {
+            self.attention_cpu(cache, &q, position, seq, start, block.window)?
+        } else {
+            self.attention_ops(cache, &q, position, seq, start, block.window)?
+        };
+        block.wo.forward(&out)
+    }
+
+    /// Attention by candle's ops, for devices other than the CPU; `(seq, heads * head_dim)`.
+    fn attention_ops(
+        &self,
+        cache: &LayerCache,
+        q: &Tensor,
+        position: usize,
+        seq: usize,
+        start: usize,
+        window: Option<usize>,
+    ) -> candle_core::Result<Tensor> {
+        let hyper = &self.hyper;
+        let hd = hyper.head_dim;
+        let scale = hyper.attention_scale as f64;
+        let end = position + seq;
         let keys = cache.k.narrow(1, start, end - start)?;
         let values = cache.v.narrow(1, start, end - start)?;
         let group = hyper.heads / hyper.kv_heads;
@@ -472,9 +493,9 @@ impl Decoder {
             (scores * scale)?
         };
         let span = end - start;
-        let needs_mask = seq > 1 || block.window.is_some_and(|w| span > w);
+        let needs_mask = seq > 1 || window.is_some_and(|w| span > w);
         let scores = if needs_mask {
-            let mask = attention_mask(position, seq, start, span, block.window, &self.device)?;
+            let mask = attention_mask(position, seq, start, span, window, &self.device)?;
             scores
                 .reshape((hyper.kv_heads * group, seq, span))?
                 .broadcast_add(&mask)?
@@ -484,11 +505,51 @@ impl Decoder {
         };
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let out = probs.matmul(&values.contiguous()?)?;
-        let out = out
-            .reshape((hyper.heads, seq, hd))?
+        out.reshape((hyper.heads, seq, hd))?
             .transpose(0, 1)?
-            .reshape((seq, hyper.heads * hd))?;
-        block.wo.forward(&out)
+            .reshape((seq, hyper.heads * hd))
+    }
+
+    /// Attention by [`kernels::attention`] on the cache in place; `(seq, heads * head_dim)`.
+    fn attention_cpu(
+        &self,
+        cache: &LayerCache,
+        q: &Tensor,
+        position: usize,
+        seq: usize,
+        start: usize,
+        window: Option<usize>,
+    ) -> candle_core::Result<Tensor> {
+        let hyper = &self.hyper;
+        let hd = hyper.head_dim;
+        let queries = q.flatten_all()?.to_vec1::<f32>()?;
+        let (k_storage, k_layout) = cache.k.storage_and_layout();
+        let (v_storage, v_layout) = cache.v.storage_and_layout();
+        let (Storage::Cpu(CpuStorage::F32(keys)), Storage::Cpu(CpuStorage::F32(values))) =
+            (&*k_storage, &*v_storage)
+        else {
+            candle_core::bail!("the attention cache is not f32 on the CPU");
+        };
+        if !k_layout.is_contiguous() || !v_layout.is_contiguous() {
+            candle_core::bail!("the attention cache is not contiguous");
+        }
+        let out = kernels::attention::attend(&kernels::attention::Attention {
+            queries: &queries,
+            keys: &keys[k_layout.start_offset()..],
+            values: &values[v_layout.start_offset()..],
+            kv_heads: hyper.kv_heads,
+            group: hyper.heads / hyper.kv_heads,
+            seq,
+            head_dim: hd,
+            capacity: self.context,
+            position,
+            start,
+            window,
+            scale: (!self.variant.pre_scale_queries).then_some(hyper.attention_scale),
+        });
+        Tensor::from_vec(out, (hyper.heads, seq, hd), &self.device)?
+            .transpose(0, 1)?
+            .reshape((seq, hyper.heads * hd))
     }
 
     /// cos/sin of the RoPE angles for positions `position..position + seq`, shaped
