@@ -73,6 +73,24 @@ pub(super) unsafe fn matmul(
     x: &[f32],
     m: usize,
 ) -> candle_core::Result<Vec<f32>> {
+    // SAFETY: the caller guarantees the CPU features; AVX-512 is checked.
+    unsafe { matmul_on(dtype, bytes, rows, k, x, m, avx512::available()) }
+}
+
+/// [`matmul`], with Q6_K prefill on the sixteen-row AVX-512 kernel if `wide`.
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C, and AVX-512 F and BW if `wide`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn matmul_on(
+    dtype: GgmlDType,
+    bytes: &[u8],
+    rows: usize,
+    k: usize,
+    x: &[f32],
+    m: usize,
+    wide: bool,
+) -> candle_core::Result<Vec<f32>> {
     if !applies(dtype, rows, k, m) || x.len() != m * k {
         candle_core::bail!("no {dtype:?} tile path for {rows}x{k} weights and {m} rows");
     }
@@ -87,16 +105,37 @@ pub(super) unsafe fn matmul(
                 let rows = &w[g * ROW_GROUP * kb..(g + 1) * ROW_GROUP * kb];
                 Cow::Owned((0..kb).map(|b| interleave_q4k(rows, kb, b)).collect())
             };
-            Ok(run_groups(group, rows, kb, acts, m, |w, a, acc| unsafe {
-                avx2::q4k_rows(w, a, acc)
-            }))
+            Ok(run_single_groups(
+                group,
+                rows,
+                kb,
+                acts,
+                m,
+                |w, a, acc| unsafe { avx2::q4k_rows(w, a, acc) },
+            ))
         }
         _ => {
             let w = super::blocks_of_size::<BlockQ6K>(bytes, rows, k, QK_K)?;
             let group = |g: usize| Cow::Borrowed(&w[g * ROW_GROUP * kb..(g + 1) * ROW_GROUP * kb]);
-            Ok(run_groups(group, rows, kb, acts, m, |w, a, acc| unsafe {
-                avx2::q6k_rows(w, kb, a, acc)
-            }))
+            if wide && m > 1 && (rows / ROW_GROUP).is_multiple_of(2) {
+                return Ok(run_groups(
+                    group,
+                    2,
+                    rows,
+                    kb,
+                    acts,
+                    m,
+                    |w, a, acc| unsafe { avx512::q6k_rows_x16(&w[0], &w[1], kb, a, acc) },
+                ));
+            }
+            Ok(run_single_groups(
+                group,
+                rows,
+                kb,
+                acts,
+                m,
+                |w, a, acc| unsafe { avx2::q6k_rows(w, kb, a, acc) },
+            ))
         }
     }
 }
@@ -137,6 +176,17 @@ impl Q4KInterleaved {
     /// The CPU must have AVX2, FMA and F16C.
     #[cfg(target_arch = "x86_64")]
     pub(super) unsafe fn matmul(&self, x: &[f32], m: usize) -> candle_core::Result<Vec<f32>> {
+        // SAFETY: the caller guarantees the CPU features.
+        unsafe { self.matmul_on(x, m, avx512::available()) }
+    }
+
+    /// [`Q4KInterleaved::matmul`], with prefill on the sixteen-row AVX-512 kernel if `wide`
+    /// (same results: the lanes do the same operations in the same order).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C, and AVX-512 F and BW if `wide`.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn matmul_on(&self, x: &[f32], m: usize, wide: bool) -> candle_core::Result<Vec<f32>> {
         let (rows, k) = (self.rows, self.k);
         if x.len() != m * k {
             candle_core::bail!("{} activations for {m} rows of {k}", x.len());
@@ -145,10 +195,27 @@ impl Q4KInterleaved {
         let acts = as_ours(&acts);
         let kb = k / QK_K;
         let group = |g: usize| Cow::Borrowed(&self.blocks[g * kb..(g + 1) * kb]);
+        if wide && m > 1 && (rows / ROW_GROUP).is_multiple_of(2) {
+            // SAFETY: the caller guarantees the CPU features.
+            return Ok(run_groups(
+                group,
+                2,
+                rows,
+                kb,
+                acts,
+                m,
+                |w, a, acc| unsafe { avx512::q4k_rows_x16(&w[0], &w[1], a, acc) },
+            ));
+        }
         // SAFETY: the caller guarantees the CPU features.
-        Ok(run_groups(group, rows, kb, acts, m, |w, a, acc| unsafe {
-            avx2::q4k_rows(w, a, acc)
-        }))
+        Ok(run_single_groups(
+            group,
+            rows,
+            kb,
+            acts,
+            m,
+            |w, a, acc| unsafe { avx2::q4k_rows(w, a, acc) },
+        ))
     }
 }
 
@@ -243,27 +310,35 @@ fn as_ours(x: &[k_quants::BlockQ8K]) -> &[BlockQ8K] {
     unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
 }
 
-/// Runs `kernel` over every (activation chunk, weight row group) pair on candle's pool and
-/// gathers the outputs token-major. `kernel(w, acts, acc)` gets one row group's blocks, as
-/// `group_weights(group)` gives them, and up to `ACT_TILE` activation rows of `kb` blocks,
-/// and writes one output per (activation, weight row) into `acc`.
+/// Runs `kernel` over every (activation chunk, `per_unit` weight row groups) pair on candle's
+/// pool and gathers the outputs token-major. `kernel(w, acts, acc)` gets the row groups'
+/// blocks, as `group_weights(group)` gives them, and up to `ACT_TILE` activation rows of `kb`
+/// blocks, and writes one output per (activation, weight row) into `acc`: activation row `i`'s
+/// outputs for the unit's group `g` at `acc[i * per_unit + g]`. `rows` must be a multiple of
+/// `per_unit` groups.
 fn run_groups<'w, W: Clone + Sync + 'w>(
     group_weights: impl Fn(usize) -> Cow<'w, [W]> + Sync,
+    per_unit: usize,
     rows: usize,
     kb: usize,
     acts: &[BlockQ8K],
     m: usize,
-    kernel: impl Fn(&[W], &[&[BlockQ8K]], &mut [[f32; ROW_GROUP]; ACT_TILE]) + Sync,
+    kernel: impl Fn(&[Cow<'w, [W]>], &[&[BlockQ8K]], &mut [[f32; ROW_GROUP]]) + Sync,
 ) -> Vec<f32> {
     let mut out = vec![0f32; m * rows];
     // Span `i * groups + group` is activation row i's outputs for weight row group `group`.
     let spans = RowsOut::new(&mut out, ROW_GROUP);
     let groups = rows / ROW_GROUP;
+    let units = groups / per_unit;
     let chunks = m.div_ceil(ACT_CHUNK);
-    for_chunks(chunks * groups, |range| {
-        for unit in range {
-            let (chunk, group) = (unit / groups, unit % groups);
-            let wg = group_weights(group);
+    for_chunks(chunks * units, |range| {
+        let mut acc = vec![[0f32; ROW_GROUP]; ACT_TILE * per_unit];
+        for job in range {
+            let (chunk, unit) = (job / units, job % units);
+            let first_group = unit * per_unit;
+            let wg: Vec<_> = (first_group..first_group + per_unit)
+                .map(&group_weights)
+                .collect();
             let chunk_end = ((chunk + 1) * ACT_CHUNK).min(m);
             for first in (chunk * ACT_CHUNK..chunk_end).step_by(ACT_TILE) {
                 let last = (first + ACT_TILE).min(chunk_end);
@@ -271,17 +346,36 @@ fn run_groups<'w, W: Clone + Sync + 'w>(
                 for (slot, i) in tile.iter_mut().zip(first..last) {
                     *slot = &acts[i * kb..(i + 1) * kb];
                 }
-                let mut acc = [[0f32; ROW_GROUP]; ACT_TILE];
+                acc.fill([0f32; ROW_GROUP]);
                 kernel(&wg, &tile[..last - first], &mut acc);
-                for (i, row) in (first..last).zip(&acc) {
-                    // SAFETY: (chunk, group) pairs are unique across units, so each span is
-                    // written by one unit only.
-                    unsafe { spans.row(i * groups + group) }.copy_from_slice(row);
+                for (i, outputs) in (first..last).zip(acc.chunks_exact(per_unit)) {
+                    for (g, row) in outputs.iter().enumerate() {
+                        // SAFETY: (chunk, group) pairs are unique across jobs, so each span is
+                        // written by one job only.
+                        unsafe { spans.row(i * groups + first_group + g) }.copy_from_slice(row);
+                    }
                 }
             }
         }
     });
     out
+}
+
+/// [`run_groups`] one row group at a time with an eight-row kernel.
+fn run_single_groups<'w, W: Clone + Sync + 'w>(
+    group_weights: impl Fn(usize) -> Cow<'w, [W]> + Sync,
+    rows: usize,
+    kb: usize,
+    acts: &[BlockQ8K],
+    m: usize,
+    kernel: impl Fn(&[W], &[&[BlockQ8K]], &mut [[f32; ROW_GROUP]; ACT_TILE]) + Sync,
+) -> Vec<f32> {
+    run_groups(group_weights, 1, rows, kb, acts, m, |w, a, acc| {
+        let acc: &mut [[f32; ROW_GROUP]; ACT_TILE] = acc
+            .try_into()
+            .expect("run_groups gives ACT_TILE spans per tile for one group per unit");
+        kernel(&w[0], a, acc)
+    })
 }
 
 /// The six-bit scales and mins of a Q4_K block as sixteen bytes, `sc[0..8]` then `mn[0..8]`:
@@ -371,13 +465,17 @@ mod avx2 {
             // Several activation rows (prefill): the nibbles are split once per super-block,
             // lanes[sub][g] holding group g of sub-block `sub` for all eight rows, then every
             // activation row's groups are broadcast against them.
-            let mut lanes = [[_mm256_setzero_si256(); 8]; 8];
-            for (at, bytes) in block.qs.iter().enumerate() {
-                let (pair, g) = (at / 8, at % 8);
-                let q = load256(bytes);
-                lanes[2 * pair][g] = _mm256_and_si256(q, mask);
-                lanes[2 * pair + 1][g] = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
-            }
+            let lanes: [[__m256i; 8]; 8] = std::array::from_fn(|sub| {
+                std::array::from_fn(|g| {
+                    let q = load256(&block.qs[8 * (sub / 2) + g]);
+                    let q = if sub % 2 == 0 {
+                        q
+                    } else {
+                        _mm256_srli_epi16(q, 4)
+                    };
+                    _mm256_and_si256(q, mask)
+                })
+            });
             for (acc, act) in acc.iter_mut().zip(acts) {
                 let act = &act[b];
                 for (sub, lanes) in lanes.iter().enumerate() {
@@ -405,45 +503,10 @@ mod avx2 {
         acts: &[&[BlockQ8K]],
         out: &mut [[f32; ROW_GROUP]; ACT_TILE],
     ) {
-        let low4 = _mm256_set1_epi8(0x0f);
-        let low2 = _mm256_set1_epi8(0x03);
         let ones = _mm256_set1_epi16(1);
         let mut acc = [_mm256_setzero_ps(); ACT_TILE];
         for b in 0..kb {
-            let block = |r: usize| &w[r * kb + b];
-            let mut packed = [_mm_setzero_si128(); ROW_GROUP];
-            let mut d = [0u16; ROW_GROUP];
-            for r in 0..ROW_GROUP {
-                packed[r] = load128(&block(r).scales.map(|s| s as u8));
-                d[r] = block(r).d.to_bits();
-            }
-            let columns = transpose_8x16(packed);
-            let d = f16x8(&d);
-            let mut scales = [_mm256_setzero_ps(); 16];
-            for (sub, scale) in scales.iter_mut().enumerate() {
-                *scale = _mm256_mul_ps(d, i8x8_to_f32(half_of(columns[sub / 2], sub % 2)));
-            }
-            // Values 128h + 32j .. +32 are sub-blocks 8h + 2j and 8h + 2j + 1: their low bits
-            // are the low (j < 2) or high nibbles of ql[64h + 32(j % 2)..], their high bits
-            // bits 2j, 2j+1 of qh[32h..]. Turned as in `q4k_rows`: lanes[4h + j][g] holds
-            // group g (four quants) of those 32 values, one row per i32 lane.
-            let mut lanes = [[_mm256_setzero_si256(); 8]; 8];
-            for h in 0..2 {
-                for j in 0..4 {
-                    let ql_at = 64 * h + 32 * (j % 2);
-                    let nibble_shift = _mm_cvtsi32_si128(4 * (j / 2) as i32);
-                    let high_shift = _mm_cvtsi32_si128(2 * j as i32);
-                    let mut rows = [_mm256_setzero_si256(); ROW_GROUP];
-                    for (r, row) in rows.iter_mut().enumerate() {
-                        let ql = load256(&block(r).ql[ql_at..ql_at + 32]);
-                        let qh = load256(&block(r).qh[32 * h..32 * h + 32]);
-                        let low = _mm256_and_si256(_mm256_srl_epi16(ql, nibble_shift), low4);
-                        let high = _mm256_and_si256(_mm256_srl_epi16(qh, high_shift), low2);
-                        *row = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
-                    }
-                    lanes[4 * h + j] = transpose_8x8_u32(rows);
-                }
-            }
+            let (scales, lanes) = q6k_prepare(w, kb, b);
             for (acc, act) in acc.iter_mut().zip(acts) {
                 let act = &act[b];
                 let dall = _mm256_set1_ps(act.d);
@@ -474,6 +537,45 @@ mod avx2 {
             // SAFETY: `out` holds ROW_GROUP = 8 floats.
             unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
         }
+    }
+
+    /// Super-block `b` of the eight Q6_K rows of `kb` blocks in `w`, turned for the kernels:
+    /// the sixteen sub-block scales `d · sc` per row, and `lanes[pair][g]` holding group g
+    /// (four quants, one row per i32 lane) of the 32 values of sub-blocks `2·pair, 2·pair + 1`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn q6k_prepare(
+        w: &[BlockQ6K],
+        kb: usize,
+        b: usize,
+    ) -> ([__m256; 16], [[__m256i; 8]; 8]) {
+        let low4 = _mm256_set1_epi8(0x0f);
+        let low2 = _mm256_set1_epi8(0x03);
+        let block = |r: usize| &w[r * kb + b];
+        let packed: [__m128i; ROW_GROUP] =
+            std::array::from_fn(|r| load128(&block(r).scales.map(|s| s as u8)));
+        let columns = transpose_8x16(packed);
+        let d = f16x8(&std::array::from_fn(|r| block(r).d.to_bits()));
+        let scales = std::array::from_fn(|sub| {
+            _mm256_mul_ps(d, i8x8_to_f32(half_of(columns[sub / 2], sub % 2)))
+        });
+        // Values 128h + 32j .. +32 are sub-blocks 8h + 2j and 8h + 2j + 1: their low bits
+        // are the low (j < 2) or high nibbles of ql[64h + 32(j % 2)..], their high bits
+        // bits 2j, 2j+1 of qh[32h..]. Turned as in `q4k_rows`.
+        let lanes = std::array::from_fn(|at| {
+            let (h, j) = (at / 4, at % 4);
+            let ql_at = 64 * h + 32 * (j % 2);
+            let nibble_shift = _mm_cvtsi32_si128(4 * (j / 2) as i32);
+            let high_shift = _mm_cvtsi32_si128(2 * j as i32);
+            let rows = std::array::from_fn(|r| {
+                let ql = load256(&block(r).ql[ql_at..ql_at + 32]);
+                let qh = load256(&block(r).qh[32 * h..32 * h + 32]);
+                let low = _mm256_and_si256(_mm256_srl_epi16(ql, nibble_shift), low4);
+                let high = _mm256_and_si256(_mm256_srl_epi16(qh, high_shift), low2);
+                _mm256_or_si256(low, _mm256_slli_epi16(high, 4))
+            });
+            transpose_8x8_u32(rows)
+        });
+        (scales, lanes)
     }
 
     /// One Q4_K sub-block's step of candle's chain: `acc += isum · (scale · d)`, then
@@ -622,6 +724,190 @@ mod avx2 {
     }
 }
 
+/// Prefill of interleaved Q4_K on AVX-512: two row groups (sixteen rows) per 512-bit lane set,
+/// each lane doing exactly what its AVX2 lane does, so the results are the same bit for bit
+/// with half the instructions per product.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{ACT_TILE, BlockQ4KX8, BlockQ6K, BlockQ8K, QK_K, ROW_GROUP, avx2};
+
+    /// Whether this CPU runs [`q4k_rows_x16`].
+    pub(super) fn available() -> bool {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+    }
+
+    /// `avx2::q4k_rows` for the row groups `wa` and `wb` at once: activation row `i`'s outputs
+    /// for `wa` go to `out[2i]`, for `wb` to `out[2i + 1]`. Several activation rows only.
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    pub(super) fn q4k_rows_x16(
+        wa: &[BlockQ4KX8],
+        wb: &[BlockQ4KX8],
+        acts: &[&[BlockQ8K]],
+        out: &mut [[f32; ROW_GROUP]],
+    ) {
+        assert!(wa.len() == wb.len() && acts.len() <= ACT_TILE && out.len() >= 2 * acts.len());
+        let mask = _mm512_set1_epi8(0x0f);
+        let ones = _mm512_set1_epi16(1);
+        let mut acc = [_mm512_setzero_ps(); ACT_TILE];
+        for (block, (a, b)) in wa.iter().zip(wb).enumerate() {
+            let d = f16x16(&a.d, &b.d);
+            let dmin = f16x16(&a.dmin, &b.dmin);
+            let mut scales = [_mm512_setzero_ps(); 8];
+            let mut mins = [_mm512_setzero_ps(); 8];
+            for sub in 0..8 {
+                scales[sub] = _mm512_mul_ps(d, u8x16_to_f32(&a.scales[sub], &b.scales[sub]));
+                mins[sub] = _mm512_mul_ps(dmin, u8x16_to_f32(&a.mins[sub], &b.mins[sub]));
+            }
+            // lanes[sub][g]: group g of sub-block `sub`, rows of `wa` then of `wb`. Built in
+            // place: zeroing 4 KB first cost 5% of prefill.
+            let lanes: [[__m512i; 8]; 8] = std::array::from_fn(|sub| {
+                std::array::from_fn(|g| {
+                    let at = 8 * (sub / 2) + g;
+                    let q = join(load256(&a.qs[at]), load256(&b.qs[at]));
+                    let q = if sub % 2 == 0 {
+                        q
+                    } else {
+                        _mm512_srli_epi16(q, 4)
+                    };
+                    _mm512_and_si512(q, mask)
+                })
+            });
+            for (acc, act) in acc.iter_mut().zip(acts) {
+                let act = &act[block];
+                let dall = _mm512_set1_ps(act.d);
+                for (sub, lanes) in lanes.iter().enumerate() {
+                    let mut pairs = _mm512_setzero_si512();
+                    for (g, q) in lanes.iter().enumerate() {
+                        let x = broadcast_group(&act.qs, sub * 32 + 4 * g);
+                        pairs = _mm512_add_epi16(pairs, _mm512_maddubs_epi16(*q, x));
+                    }
+                    let isum = _mm512_madd_epi16(pairs, ones);
+                    *acc = _mm512_fmadd_ps(
+                        _mm512_cvtepi32_ps(isum),
+                        _mm512_mul_ps(scales[sub], dall),
+                        *acc,
+                    );
+                    let bsum =
+                        (i32::from(act.bsums[sub * 2]) + i32::from(act.bsums[sub * 2 + 1])) as f32;
+                    *acc = _mm512_fnmadd_ps(mins[sub], _mm512_set1_ps(act.d * bsum), *acc);
+                }
+            }
+        }
+        store_pairs(&acc[..acts.len()], out);
+    }
+
+    /// `avx2::q6k_rows` for the row groups `wa` and `wb` (`kb` blocks per row) at once, with
+    /// outputs placed as in [`q4k_rows_x16`].
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    pub(super) fn q6k_rows_x16(
+        wa: &[BlockQ6K],
+        wb: &[BlockQ6K],
+        kb: usize,
+        acts: &[&[BlockQ8K]],
+        out: &mut [[f32; ROW_GROUP]],
+    ) {
+        assert!(acts.len() <= ACT_TILE && out.len() >= 2 * acts.len());
+        let ones = _mm512_set1_epi16(1);
+        let mut acc = [_mm512_setzero_ps(); ACT_TILE];
+        for b in 0..kb {
+            let (scales_a, lanes_a) = avx2::q6k_prepare(wa, kb, b);
+            let (scales_b, lanes_b) = avx2::q6k_prepare(wb, kb, b);
+            let scales: [__m512; 16] =
+                std::array::from_fn(|sub| join_ps(scales_a[sub], scales_b[sub]));
+            let lanes: [[__m512i; 8]; 8] = std::array::from_fn(|pair| {
+                std::array::from_fn(|g| join(lanes_a[pair][g], lanes_b[pair][g]))
+            });
+            for (acc, act) in acc.iter_mut().zip(acts) {
+                let act = &act[b];
+                let dall = _mm512_set1_ps(act.d);
+                for (pair, lanes) in lanes.iter().enumerate() {
+                    let first = 32 * pair;
+                    for half in 0..2 {
+                        let group = |g: usize| {
+                            let x = broadcast_group(&act.qs, first + 4 * g);
+                            _mm512_maddubs_epi16(lanes[g], x)
+                        };
+                        let g = 4 * half;
+                        let front = _mm512_add_epi16(group(g), group(g + 1));
+                        let back = _mm512_add_epi16(group(g + 2), group(g + 3));
+                        let isum = _mm512_add_epi32(
+                            _mm512_madd_epi16(front, ones),
+                            _mm512_madd_epi16(back, ones),
+                        );
+                        let sub = 2 * pair + half;
+                        let bias = _mm512_set1_ps(32.0 * f32::from(act.bsums[sub]));
+                        let f = _mm512_sub_ps(_mm512_cvtepi32_ps(isum), bias);
+                        *acc = _mm512_fmadd_ps(f, _mm512_mul_ps(scales[sub], dall), *acc);
+                    }
+                }
+            }
+        }
+        store_pairs(&acc[..acts.len()], out);
+    }
+
+    /// Each 16-lane accumulator `i` as `out[2i]` (low eight) and `out[2i + 1]` (high eight).
+    #[target_feature(enable = "avx512f")]
+    fn store_pairs(acc: &[__m512], out: &mut [[f32; ROW_GROUP]]) {
+        for (acc, out) in acc.iter().zip(out.chunks_exact_mut(2)) {
+            let high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(*acc), 1));
+            // SAFETY: each `out` item holds ROW_GROUP = 8 floats.
+            unsafe {
+                _mm256_storeu_ps(out[0].as_mut_ptr(), _mm512_castps512_ps256(*acc));
+                _mm256_storeu_ps(out[1].as_mut_ptr(), high);
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn join_ps(low: __m256, high: __m256) -> __m512 {
+        _mm512_castpd_ps(_mm512_insertf64x4(
+            _mm512_castpd256_pd512(_mm256_castps_pd(low)),
+            _mm256_castps_pd(high),
+            1,
+        ))
+    }
+
+    /// Activation quants `at..at + 4` in every i32 lane.
+    #[target_feature(enable = "avx512f")]
+    fn broadcast_group(qs: &[i8; QK_K], at: usize) -> __m512i {
+        let g = &qs[at..at + 4];
+        _mm512_set1_epi32(i32::from_le_bytes([
+            g[0] as u8, g[1] as u8, g[2] as u8, g[3] as u8,
+        ]))
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn join(low: __m256i, high: __m256i) -> __m512i {
+        _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn f16x16(a: &[u16; 8], b: &[u16; 8]) -> __m512 {
+        // SAFETY: reads the 16 bytes of `a` and of `b`.
+        let (a, b) = unsafe {
+            (
+                _mm_loadu_si128(a.as_ptr().cast()),
+                _mm_loadu_si128(b.as_ptr().cast()),
+            )
+        };
+        _mm512_cvtph_ps(_mm256_set_m128i(b, a))
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn u8x16_to_f32(a: &[u8; 8], b: &[u8; 8]) -> __m512 {
+        let bytes = _mm_set_epi64x(i64::from_le_bytes(*b), i64::from_le_bytes(*a));
+        _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes))
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn load256(bytes: &[u8; 32]) -> __m256i {
+        // SAFETY: reads the 32 bytes of `bytes`.
+        unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -692,17 +978,29 @@ mod tests {
                     continue;
                 }
                 let x = random(m * k, 17 + m as u64);
-                // SAFETY: the CPU features were checked above.
-                let ours = unsafe { matmul(dtype, &bytes, rows, k, &x, m) }.unwrap();
                 let x_copy = x.clone();
                 let xt = Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap();
                 let theirs = candle.forward(&xt).unwrap().flatten_all().unwrap();
                 let theirs = theirs.to_vec1::<f32>().unwrap();
-                assert_eq!(bits(&ours), bits(&theirs), "{dtype:?} {rows}x{k} m={m}");
+                // Both prefill kernels where this CPU has them: they must agree exactly.
+                for wide in [false, avx512::available()] {
+                    // SAFETY: the CPU features were checked above; AVX-512 where available.
+                    let ours = unsafe { matmul_on(dtype, &bytes, rows, k, &x_copy, m, wide) };
+                    let ours = ours.unwrap();
+                    let what = format!("{dtype:?} {rows}x{k} m={m} avx512={wide}");
+                    assert_eq!(bits(&ours), bits(&theirs), "{what}");
+                }
                 if let Some(w) = &interleaved {
-                    // SAFETY: as above.
-                    let ours = unsafe { w.matmul(&x_copy, m) }.unwrap();
-                    assert_eq!(bits(&ours), bits(&theirs), "interleaved {rows}x{k} m={m}");
+                    // Both prefill kernels where this CPU has them: they must agree exactly.
+                    for wide in [false, avx512::available()] {
+                        // SAFETY: as above, and AVX-512 only where available.
+                        let ours = unsafe { w.matmul_on(&x_copy, m, wide) }.unwrap();
+                        assert_eq!(
+                            bits(&ours),
+                            bits(&theirs),
+                            "interleaved {rows}x{k} m={m} avx512={wide}"
+                        );
+                    }
                 }
             }
         }
