@@ -15,7 +15,11 @@
 //!
 //! Q4_K and Q6_K: [`kquants`] applies them with the arithmetic of candle's repacked tiles, so
 //! that candle's f32-scaled copy of every such matrix is never made; Q4_K matrices are
-//! interleaved eight rows at a time once at load, in place of their GGUF blocks.
+//! interleaved eight rows at a time once at load, in place of their GGUF blocks, and prefill
+//! runs sixteen rows per register where the CPU has AVX-512.
+//!
+//! Attention: [`attention`] does candle's attention arithmetic on candle's worker pool, one KV
+//! head and block of query rows per work item.
 //!
 //! What makes these fast besides SIMD: block scales are converted from f16 by F16C inside
 //! the register (the half crate makes a call per value), a weight row is taken against four
