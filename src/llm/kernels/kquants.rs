@@ -41,7 +41,7 @@ use super::{RowsOut, for_chunks, quantize_rows_of};
 /// Values per super-block.
 const QK_K: usize = 256;
 /// Weight rows one SIMD pass covers: one f32 lane each.
-const ROW_GROUP: usize = 8;
+pub(super) const ROW_GROUP: usize = 8;
 /// Activation rows taken against one weight row group's blocks while they are in L1.
 const ACT_TILE: usize = 8;
 /// Activation rows a work item covers: each item reads its weights once for all of them.
@@ -316,14 +316,14 @@ fn as_ours(x: &[k_quants::BlockQ8K]) -> &[BlockQ8K] {
 /// blocks, and writes one output per (activation, weight row) into `acc`: activation row `i`'s
 /// outputs for the unit's group `g` at `acc[i * per_unit + g]`. `rows` must be a multiple of
 /// `per_unit` groups.
-fn run_groups<'w, W: Clone + Sync + 'w>(
+pub(super) fn run_groups<'w, W: Clone + Sync + 'w, X: Sync>(
     group_weights: impl Fn(usize) -> Cow<'w, [W]> + Sync,
     per_unit: usize,
     rows: usize,
     kb: usize,
-    acts: &[BlockQ8K],
+    acts: &[X],
     m: usize,
-    kernel: impl Fn(&[Cow<'w, [W]>], &[&[BlockQ8K]], &mut [[f32; ROW_GROUP]]) + Sync,
+    kernel: impl Fn(&[Cow<'w, [W]>], &[&[X]], &mut [[f32; ROW_GROUP]]) + Sync,
 ) -> Vec<f32> {
     let mut out = vec![0f32; m * rows];
     // Span `i * groups + group` is activation row i's outputs for weight row group `group`.
@@ -342,7 +342,7 @@ fn run_groups<'w, W: Clone + Sync + 'w>(
             let chunk_end = ((chunk + 1) * ACT_CHUNK).min(m);
             for first in (chunk * ACT_CHUNK..chunk_end).step_by(ACT_TILE) {
                 let last = (first + ACT_TILE).min(chunk_end);
-                let mut tile: [&[BlockQ8K]; ACT_TILE] = [&[]; ACT_TILE];
+                let mut tile: [&[X]; ACT_TILE] = [&[]; ACT_TILE];
                 for (slot, i) in tile.iter_mut().zip(first..last) {
                     *slot = &acts[i * kb..(i + 1) * kb];
                 }
