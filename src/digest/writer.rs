@@ -1,7 +1,9 @@
 //! Writes one paper's summary with a loaded model. The paper is prefilled once; every section
-//! is generated from a fork of that shared prefix. Structure is forced by the decoding loop, not
-//! hoped for from the model: list items are started by us one per line and counted, prose stops
-//! at a paragraph end, and unusable answers are regenerated a bounded number of times.
+//! starts from a checkpoint of that shared prefix (rewound to, so the cache is neither copied
+//! nor recomputed), and a candidate list item or tag that may be kept runs on a fork.
+//! Structure is forced by the decoding loop, not hoped for from the model: list items are
+//! started by us one per line and counted, prose stops at a paragraph end, and unusable answers
+//! are regenerated a bounded number of times.
 //!
 //! Decoding is masked token by token: tokens that would end an item before it starts, markup
 //! in tags, and every token that would bring a character of a foreign script into the text
@@ -232,6 +234,7 @@ impl<'e> Writer<'e> {
         timings.prefill_tokens += shared;
         timings.shared_prefix_tokens = shared;
         timings.prefill_secs += started.elapsed().as_secs_f64();
+        let paper_prefix = base.checkpoint();
 
         let numbers = PaperNumbers::new(
             &meta.title,
@@ -265,17 +268,19 @@ impl<'e> Writer<'e> {
             );
             writer.tries = 0;
             let prompt = prompts.section(kind);
-            let mut session = base.fork()?;
-            writer.feed(&mut session, &tokens[shared..])?;
+            // Back to the paper alone: the cached prefix is kept, not copied.
+            base.rewind(&paper_prefix)?;
+            let session = &mut base;
+            writer.feed(session, &tokens[shared..])?;
             match kind {
                 SectionKind::MainProblem => {
-                    summary.main_problem = writer.prose(&session, &prompt.answer_prefix)?;
+                    summary.main_problem = writer.prose(session, &prompt.answer_prefix)?;
                 }
                 SectionKind::MainIdea => {
-                    summary.main_idea = writer.prose(&session, &prompt.answer_prefix)?;
+                    summary.main_idea = writer.prose(session, &prompt.answer_prefix)?;
                 }
                 SectionKind::Conclusion => {
-                    summary.conclusion = writer.prose(&session, &prompt.answer_prefix)?;
+                    summary.conclusion = writer.prose(session, &prompt.answer_prefix)?;
                 }
                 SectionKind::MainResults => {
                     summary.main_results = writer.list(
@@ -296,7 +301,7 @@ impl<'e> Writer<'e> {
                 }
                 SectionKind::Tags => {
                     summary.tags =
-                        writer.tags(&session, &prompt.answer_prefix, &meta.title, &self.policy)?;
+                        writer.tags(session, &prompt.answer_prefix, &meta.title, &self.policy)?;
                 }
             }
             writer.timings.sections.push(SectionTiming {
@@ -578,18 +583,20 @@ impl SectionWriter<'_> {
         })
     }
 
-    /// One paragraph, started with `lead`.
-    fn prose(&mut self, prompt: &Session, lead: &str) -> Result<String, LlmError> {
+    /// One paragraph, started with `lead`, after what `session` holds (where it leaves the
+    /// session is unspecified).
+    fn prose(&mut self, session: &mut Session, lead: &str) -> Result<String, LlmError> {
         let mut best = String::new();
         let mut banned = self.masks.empty_starts.clone();
         let text_mask = self.masks.text.clone();
+        let prompt = session.checkpoint();
         for attempt in 0..MAX_TRIES {
-            let mut session = prompt.fork()?;
+            session.rewind(&prompt)?;
             if !lead.is_empty() {
-                self.feed_text(&mut session, lead)?;
+                self.feed_text(session, lead)?;
             }
             let limit = self.settings.max_tokens;
-            let output = self.run(&mut session, attempt, limit, &["\n\n"], &banned, &text_mask)?;
+            let output = self.run(session, attempt, limit, &["\n\n"], &banned, &text_mask)?;
             let raw = join_lead(lead, &output.text);
             let text = clean_prose(&raw, matches!(output.ending, Ending::Limit | Ending::Loop));
             let usable = output.text.split_whitespace().count() >= 6;
@@ -612,7 +619,7 @@ impl SectionWriter<'_> {
     /// number is regenerated (once, within the paper's budget), else rewritten without it.
     fn list(
         &mut self,
-        mut session: Session,
+        session: &mut Session,
         lead: &str,
         min: usize,
         max: usize,
@@ -627,9 +634,11 @@ impl SectionWriter<'_> {
             if items.len() >= min {
                 // Let the model say whether another item follows.
                 if !at_line_start {
-                    self.feed_text(&mut session, "\n")?;
+                    self.feed_text(session, "\n")?;
                 }
-                let peek = self.run(&mut session.fork()?, 0, 1, &[], &text_mask, &text_mask)?;
+                let before_peek = session.checkpoint();
+                let peek = self.run(session, 0, 1, &[], &text_mask, &text_mask)?;
+                session.rewind(&before_peek)?;
                 if !peek.text.trim_start().starts_with(['-', '*', '•']) {
                     break;
                 }
@@ -700,7 +709,7 @@ impl SectionWriter<'_> {
                 break;
             };
             let candidate = match numbers {
-                Some(numbers) => self.ground(candidate, numbers, &session, at_line_start)?,
+                Some(numbers) => self.ground(candidate, numbers, session, at_line_start)?,
                 None => Some(candidate),
             };
             let Some((item, next, ended_line)) = candidate else {
@@ -711,8 +720,8 @@ impl SectionWriter<'_> {
                 continue;
             };
             items.push(item);
-            session = next;
-            at_line_start = ended_line && self.ends_at_line_start(&session)?;
+            *session = next;
+            at_line_start = ended_line && self.ends_at_line_start(session)?;
         }
         Ok(items)
     }
@@ -773,16 +782,15 @@ impl SectionWriter<'_> {
     /// itself continues the list with a comma.
     fn tags(
         &mut self,
-        prompt: &Session,
+        session: &mut Session,
         lead: &str,
         title: &str,
         policy: &ScriptPolicy,
     ) -> Result<Vec<String>, LlmError> {
         const MIN_TAGS: usize = 3;
         const MAX_TAGS: usize = 8;
-        let mut session = prompt.fork()?;
         if !lead.is_empty() {
-            self.feed_text(&mut session, lead)?;
+            self.feed_text(session, lead)?;
         }
         let mut tags: Vec<String> = Vec::new();
         let mut banned = self.masks.tag_starts.clone();
@@ -816,7 +824,7 @@ impl SectionWriter<'_> {
                 break;
             };
             tags.push(tag);
-            session = next;
+            *session = next;
             if tags.len() >= MIN_TAGS && !model_continues {
                 break;
             }
