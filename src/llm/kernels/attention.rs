@@ -96,31 +96,8 @@ fn attend_block(
     let keys = &a.keys[cached.clone()];
     let values = &a.values[cached];
     let mut scores = vec![0f32; count * span];
-    // SAFETY: every slice holds what its strides reach: queries `count x hd` row-major, keys
-    // `span x hd` row-major read as its transpose, scores `count x span`.
-    unsafe {
-        gemm::gemm(
-            count,
-            span,
-            hd,
-            scores.as_mut_ptr(),
-            1,
-            span as isize,
-            false,
-            queries.as_ptr(),
-            1,
-            hd as isize,
-            keys.as_ptr(),
-            hd as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    // Keys `span x hd` row-major, read as their transpose.
+    gemm_rows(count, span, hd, &mut scores, queries, keys, (hd, 1));
     for (r, row) in scores.chunks_exact_mut(span).enumerate() {
         if let Some(scale) = a.scale {
             // candle's affine op: `x * mul + add`, with `add` zero.
@@ -138,22 +115,40 @@ fn attend_block(
         }
         softmax_in_place(row);
     }
-    // SAFETY: scores `count x span` row-major, values `span x hd` row-major, dst `count x hd`.
+    // Values `span x hd` row-major.
+    gemm_rows(count, hd, span, dst, &scores, values, (1, hd));
+}
+
+/// `dst (m x n) = lhs (m x k) · rhs (k x n)` by gemm as candle's matmul calls it (zero
+/// `alpha`, unit `beta`), on this thread; `dst` and `lhs` row-major, `rhs` with the given
+/// (column, row) strides.
+fn gemm_rows(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    lhs: &[f32],
+    rhs: &[f32],
+    (rhs_cs, rhs_rs): (usize, usize),
+) {
+    assert!(m > 0 && n > 0 && k > 0 && dst.len() >= m * n && lhs.len() >= m * k);
+    assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    // SAFETY: the asserts above: every slice holds all that its strides reach.
     unsafe {
         gemm::gemm(
-            count,
-            hd,
-            span,
+            m,
+            n,
+            k,
             dst.as_mut_ptr(),
             1,
-            hd as isize,
+            n as isize,
             false,
-            scores.as_ptr(),
+            lhs.as_ptr(),
             1,
-            span as isize,
-            values.as_ptr(),
-            1,
-            hd as isize,
+            k as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
             0.0,
             1.0,
             false,
