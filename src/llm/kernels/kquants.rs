@@ -94,8 +94,7 @@ unsafe fn matmul_on(
     if !applies(dtype, rows, k, m) || x.len() != m * k {
         candle_core::bail!("no {dtype:?} tile path for {rows}x{k} weights and {m} rows");
     }
-    let acts = quantize_q8k(x, k, m);
-    let acts = as_ours(&acts);
+    let acts = &quantize_q8k(x, k, m);
     let kb = k / QK_K;
     // SAFETY (both): the caller guarantees the CPU features.
     match dtype {
@@ -191,8 +190,7 @@ impl Q4KInterleaved {
         if x.len() != m * k {
             candle_core::bail!("{} activations for {m} rows of {k}", x.len());
         }
-        let acts = quantize_q8k(x, k, m);
-        let acts = as_ours(&acts);
+        let acts = &quantize_q8k(x, k, m);
         let kb = k / QK_K;
         let group = |g: usize| Cow::Borrowed(&self.blocks[g * kb..(g + 1) * kb]);
         if wide && m > 1 && (rows / ROW_GROUP).is_multiple_of(2) {
@@ -296,18 +294,33 @@ same_layout!(BlockQ4K, k_quants::BlockQ4K);
 same_layout!(BlockQ6K, k_quants::BlockQ6K);
 same_layout!(BlockQ8K, k_quants::BlockQ8K);
 
-/// The activations quantized to Q8_K by candle's own `from_float`, row by row, as candle's
-/// tile path does.
-fn quantize_q8k(x: &[f32], k: usize, m: usize) -> Vec<k_quants::BlockQ8K> {
-    let empty = k_quants::BlockQ8K::zeros();
-    quantize_rows_of(x, k, m, QK_K, empty, k_quants::BlockQ8K::from_float)
+/// The activations quantized to Q8_K, row by row, as candle's tile path does it with its
+/// `from_float`: the same blocks bit for bit.
+fn quantize_q8k(x: &[f32], k: usize, m: usize) -> Vec<BlockQ8K> {
+    let empty = BlockQ8K {
+        d: 0.0,
+        qs: [0; QK_K],
+        bsums: [0; QK_K / 16],
+    };
+    quantize_rows_of(x, k, m, QK_K, empty, quantize_row_q8k)
 }
 
-/// Candle's Q8_K blocks as ours.
-fn as_ours(x: &[k_quants::BlockQ8K]) -> &[BlockQ8K] {
-    // SAFETY: BlockQ8K has candle's layout (repr(C), size and alignment asserted by
-    // `same_layout!`) and every bit pattern is valid for it.
-    unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len()) }
+/// One row of Q8_K blocks as candle's `BlockQ8K::from_float` makes them. Its scalar loop,
+/// with a libm `roundf` per value, was 6.5% of Qwen's prefill.
+fn quantize_row_q8k(xs: &[f32], ys: &mut [BlockQ8K]) {
+    for (x, y) in xs.chunks_exact(QK_K).zip(ys) {
+        #[cfg(target_arch = "x86_64")]
+        if super::has_avx2_f16c() {
+            // SAFETY: AVX2 is present (checked).
+            if unsafe { avx2::quantize_block_q8k(x, y) } {
+                continue;
+            }
+        }
+        // SAFETY: BlockQ8K has candle's layout (repr(C), size and alignment asserted by
+        // `same_layout!`) and every bit pattern is valid for both.
+        let theirs = unsafe { &mut *(y as *mut BlockQ8K).cast::<k_quants::BlockQ8K>() };
+        k_quants::BlockQ8K::from_float(x, std::slice::from_mut(theirs));
+    }
 }
 
 /// Runs `kernel` over every (activation chunk, `per_unit` weight row groups) pair on candle's
@@ -465,17 +478,18 @@ mod avx2 {
             // Several activation rows (prefill): the nibbles are split once per super-block,
             // lanes[sub][g] holding group g of sub-block `sub` for all eight rows, then every
             // activation row's groups are broadcast against them.
-            let lanes: [[__m256i; 8]; 8] = std::array::from_fn(|sub| {
-                std::array::from_fn(|g| {
-                    let q = load256(&block.qs[8 * (sub / 2) + g]);
-                    let q = if sub % 2 == 0 {
-                        q
-                    } else {
-                        _mm256_srli_epi16(q, 4)
-                    };
-                    _mm256_and_si256(q, mask)
-                })
-            });
+            // Written over uninitialised memory: zeroing 2–4 KB per super-block first (which
+            // the `_undefined` intrinsics also do) cost 5–7% of prefill as `memset`, and
+            // `from_fn` closures were not always inlined.
+            let mut lanes = [[std::mem::MaybeUninit::<__m256i>::uninit(); 8]; 8];
+            for (at, bytes) in block.qs.iter().enumerate() {
+                let (pair, g) = (at / 8, at % 8);
+                let q = load256(bytes);
+                lanes[2 * pair][g].write(_mm256_and_si256(q, mask));
+                lanes[2 * pair + 1][g].write(_mm256_and_si256(_mm256_srli_epi16(q, 4), mask));
+            }
+            // SAFETY: the loop wrote all 64 items (32 positions, two sub-blocks each).
+            let lanes = unsafe { &*(&raw const lanes).cast::<[[__m256i; 8]; 8]>() };
             for (acc, act) in acc.iter_mut().zip(acts) {
                 let act = &act[b];
                 for (sub, lanes) in lanes.iter().enumerate() {
@@ -551,31 +565,113 @@ mod avx2 {
         let low4 = _mm256_set1_epi8(0x0f);
         let low2 = _mm256_set1_epi8(0x03);
         let block = |r: usize| &w[r * kb + b];
-        let packed: [__m128i; ROW_GROUP] =
-            std::array::from_fn(|r| load128(&block(r).scales.map(|s| s as u8)));
+        let mut packed = [_mm_setzero_si128(); ROW_GROUP];
+        let mut d = [0u16; ROW_GROUP];
+        for r in 0..ROW_GROUP {
+            packed[r] = load128(&block(r).scales.map(|s| s as u8));
+            d[r] = block(r).d.to_bits();
+        }
         let columns = transpose_8x16(packed);
-        let d = f16x8(&std::array::from_fn(|r| block(r).d.to_bits()));
-        let scales = std::array::from_fn(|sub| {
-            _mm256_mul_ps(d, i8x8_to_f32(half_of(columns[sub / 2], sub % 2)))
-        });
+        let d = f16x8(&d);
+        let mut scales = [_mm256_setzero_ps(); 16];
+        for (sub, scale) in scales.iter_mut().enumerate() {
+            *scale = _mm256_mul_ps(d, i8x8_to_f32(half_of(columns[sub / 2], sub % 2)));
+        }
         // Values 128h + 32j .. +32 are sub-blocks 8h + 2j and 8h + 2j + 1: their low bits
         // are the low (j < 2) or high nibbles of ql[64h + 32(j % 2)..], their high bits
         // bits 2j, 2j+1 of qh[32h..]. Turned as in `q4k_rows`.
-        let lanes = std::array::from_fn(|at| {
+        let mut lanes = [[_mm256_setzero_si256(); 8]; 8];
+        for (at, lane) in lanes.iter_mut().enumerate() {
             let (h, j) = (at / 4, at % 4);
             let ql_at = 64 * h + 32 * (j % 2);
             let nibble_shift = _mm_cvtsi32_si128(4 * (j / 2) as i32);
             let high_shift = _mm_cvtsi32_si128(2 * j as i32);
-            let rows = std::array::from_fn(|r| {
+            let mut rows = [_mm256_setzero_si256(); ROW_GROUP];
+            for (r, row) in rows.iter_mut().enumerate() {
                 let ql = load256(&block(r).ql[ql_at..ql_at + 32]);
                 let qh = load256(&block(r).qh[32 * h..32 * h + 32]);
                 let low = _mm256_and_si256(_mm256_srl_epi16(ql, nibble_shift), low4);
                 let high = _mm256_and_si256(_mm256_srl_epi16(qh, high_shift), low2);
-                _mm256_or_si256(low, _mm256_slli_epi16(high, 4))
-            });
-            transpose_8x8_u32(rows)
-        });
+                *row = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));
+            }
+            *lane = transpose_8x8_u32(rows);
+        }
         (scales, lanes)
+    }
+
+    /// One block of candle's `BlockQ8K::from_float`, bit for bit: the first value of largest
+    /// magnitude sets the scale `-127 / max`, values are rounded half away from zero (as
+    /// `f32::round`) and clamped. Returns false, writing nothing, for the cases left to
+    /// candle's scalar code: a NaN or infinity in the block, or a scale that is not finite.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn quantize_block_q8k(x: &[f32], y: &mut BlockQ8K) -> bool {
+        assert_eq!(x.len(), QK_K);
+        let magnitude = _mm256_set1_ps(f32::from_bits(0x7fff_ffff));
+        let mut amax = _mm256_setzero_ps();
+        let mut unordered = _mm256_setzero_ps();
+        for c in x.chunks_exact(8) {
+            // SAFETY: 8 floats.
+            let v = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+            amax = _mm256_max_ps(amax, _mm256_and_ps(v, magnitude));
+            unordered = _mm256_or_ps(unordered, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+        }
+        if _mm256_movemask_ps(unordered) != 0 {
+            return false;
+        }
+        let mut lanes = [0f32; 8];
+        // SAFETY: 8 floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), amax) };
+        let amax = lanes.iter().fold(0f32, |a, &b| a.max(b));
+        if amax.is_infinite() {
+            return false;
+        }
+        if amax == 0.0 {
+            y.d = 0.0;
+            y.qs = [0; QK_K];
+            y.bsums = [0; QK_K / 16];
+            return true;
+        }
+        let Some(&max) = x.iter().find(|v| v.abs() == amax) else {
+            return false;
+        };
+        let iscale = -127f32 / max;
+        if !iscale.is_finite() {
+            return false;
+        }
+        let scale = _mm256_set1_ps(iscale);
+        let half = _mm256_set1_ps(0.5);
+        let one = _mm256_set1_ps(1.0);
+        let sign = _mm256_set1_ps(-0.0);
+        let (low, high) = (_mm256_set1_ps(-128.0), _mm256_set1_ps(127.0));
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for (c, out) in x.chunks_exact(32).zip(y.qs.chunks_exact_mut(32)) {
+            let mut ints = [_mm256_setzero_si256(); 4];
+            for (i, int) in ints.iter_mut().enumerate() {
+                // SAFETY: 8 of the 32 floats.
+                let v = _mm256_mul_ps(scale, unsafe { _mm256_loadu_ps(c[8 * i..].as_ptr()) });
+                // v - trunc(v) is exact; a magnitude of one half or more rounds away.
+                let whole = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+                let away = _mm256_cmp_ps::<_CMP_GE_OQ>(
+                    _mm256_and_ps(_mm256_sub_ps(v, whole), magnitude),
+                    half,
+                );
+                let step = _mm256_and_ps(away, _mm256_or_ps(one, _mm256_and_ps(v, sign)));
+                let rounded = _mm256_add_ps(whole, step);
+                *int = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(rounded, low), high));
+            }
+            let words = [
+                _mm256_packs_epi32(ints[0], ints[1]),
+                _mm256_packs_epi32(ints[2], ints[3]),
+            ];
+            let bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(words[0], words[1]), order);
+            // SAFETY: 32 bytes.
+            unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), bytes) };
+        }
+        for (sum, q) in y.bsums.iter_mut().zip(y.qs.chunks_exact(16)) {
+            *sum = q.iter().map(|&v| i16::from(v)).sum();
+        }
+        y.d = 1.0 / iscale;
+        true
     }
 
     /// One Q4_K sub-block's step of candle's chain: `acc += isum · (scale · d)`, then
@@ -760,20 +856,17 @@ mod avx512 {
                 scales[sub] = _mm512_mul_ps(d, u8x16_to_f32(&a.scales[sub], &b.scales[sub]));
                 mins[sub] = _mm512_mul_ps(dmin, u8x16_to_f32(&a.mins[sub], &b.mins[sub]));
             }
-            // lanes[sub][g]: group g of sub-block `sub`, rows of `wa` then of `wb`. Built in
-            // place: zeroing 4 KB first cost 5% of prefill.
-            let lanes: [[__m512i; 8]; 8] = std::array::from_fn(|sub| {
-                std::array::from_fn(|g| {
-                    let at = 8 * (sub / 2) + g;
-                    let q = join(load256(&a.qs[at]), load256(&b.qs[at]));
-                    let q = if sub % 2 == 0 {
-                        q
-                    } else {
-                        _mm512_srli_epi16(q, 4)
-                    };
-                    _mm512_and_si512(q, mask)
-                })
-            });
+            // lanes[sub][g]: group g of sub-block `sub`, rows of `wa` then of `wb` (filled as in
+            // `avx2::q4k_rows`).
+            let mut lanes = [[std::mem::MaybeUninit::<__m512i>::uninit(); 8]; 8];
+            for at in 0..32 {
+                let (pair, g) = (at / 8, at % 8);
+                let q = join(load256(&a.qs[at]), load256(&b.qs[at]));
+                lanes[2 * pair][g].write(_mm512_and_si512(q, mask));
+                lanes[2 * pair + 1][g].write(_mm512_and_si512(_mm512_srli_epi16(q, 4), mask));
+            }
+            // SAFETY: the loop wrote all 64 items (32 positions, two sub-blocks each).
+            let lanes = unsafe { &*(&raw const lanes).cast::<[[__m512i; 8]; 8]>() };
             for (acc, act) in acc.iter_mut().zip(acts) {
                 let act = &act[block];
                 let dall = _mm512_set1_ps(act.d);
@@ -814,11 +907,18 @@ mod avx512 {
         for b in 0..kb {
             let (scales_a, lanes_a) = avx2::q6k_prepare(wa, kb, b);
             let (scales_b, lanes_b) = avx2::q6k_prepare(wb, kb, b);
-            let scales: [__m512; 16] =
-                std::array::from_fn(|sub| join_ps(scales_a[sub], scales_b[sub]));
-            let lanes: [[__m512i; 8]; 8] = std::array::from_fn(|pair| {
-                std::array::from_fn(|g| join(lanes_a[pair][g], lanes_b[pair][g]))
-            });
+            let mut scales = [_mm512_setzero_ps(); 16];
+            for (sub, scale) in scales.iter_mut().enumerate() {
+                *scale = join_ps(scales_a[sub], scales_b[sub]);
+            }
+            let mut lanes = [[std::mem::MaybeUninit::<__m512i>::uninit(); 8]; 8];
+            for (pair, lanes) in lanes.iter_mut().enumerate() {
+                for (g, lane) in lanes.iter_mut().enumerate() {
+                    lane.write(join(lanes_a[pair][g], lanes_b[pair][g]));
+                }
+            }
+            // SAFETY: the loops wrote all 64 items.
+            let lanes = unsafe { &*(&raw const lanes).cast::<[[__m512i; 8]; 8]>() };
             for (acc, act) in acc.iter_mut().zip(acts) {
                 let act = &act[b];
                 let dall = _mm512_set1_ps(act.d);
@@ -1003,6 +1103,53 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Q8_K blocks equal candle's `from_float` bit for bit, with ties to round, signed zeros,
+    /// a negative maximum, equal magnitudes of both signs, and the blocks left to candle's
+    /// code (NaN, infinity, a subnormal maximum whose scale overflows).
+    #[test]
+    fn q8k_quantization_equals_candles() {
+        let mut rows: Vec<Vec<f32>> = (0..6)
+            .map(|i| {
+                random(QK_K, 100 + i)
+                    .iter()
+                    .map(|v| v * 10f32.powi(i as i32 - 2))
+                    .collect()
+            })
+            .collect();
+        let mut ties = vec![0.0f32; QK_K];
+        ties[0] = -127.0;
+        for (i, v) in ties.iter_mut().enumerate().skip(1) {
+            *v = (i as f32 - 128.0) / 2.0;
+        }
+        rows.push(ties);
+        let mut both = random(QK_K, 7);
+        both[3] = 1.5;
+        both[9] = -1.5;
+        rows.push(both);
+        rows.push(vec![0.0; QK_K]);
+        rows.push(vec![-0.0; QK_K]);
+        for special in [f32::NAN, f32::INFINITY, 1e-40] {
+            let mut row = if special == 1e-40 {
+                vec![0.0; QK_K]
+            } else {
+                random(QK_K, 9)
+            };
+            row[17] = special;
+            rows.push(row);
+        }
+        for (i, row) in rows.iter().enumerate() {
+            let ours = quantize_q8k(row, QK_K, 1);
+            let mut theirs = vec![k_quants::BlockQ8K::zeros()];
+            k_quants::BlockQ8K::from_float(row, &mut theirs);
+            // SAFETY: same layout (`same_layout!`), every bit pattern valid.
+            let b = unsafe { &*theirs.as_ptr().cast::<BlockQ8K>() };
+            let a = &ours[0];
+            assert_eq!(a.d.to_bits(), b.d.to_bits(), "row {i}: d");
+            assert_eq!(a.qs, b.qs, "row {i}: quants");
+            assert_eq!(a.bsums, b.bsums, "row {i}: block sums");
         }
     }
 

@@ -792,21 +792,27 @@ mod avx2 {
         let mut acc = [_mm256_setzero_ps(); 8];
         for b in 0..kb {
             let block = |r: usize| &w[r * kb + b];
-            // SAFETY: AVX2 is enabled; `values` loads within the block.
-            let values: [__m256i; 8] = std::array::from_fn(|r| unsafe { block(r).values() });
-            let magnitudes: [__m256i; 8] =
-                std::array::from_fn(|r| _mm256_sign_epi8(values[r], values[r]));
-            let d_bits: [u16; 8] = std::array::from_fn(|r| block(r).d.to_bits());
+            let mut values = [_mm256_setzero_si256(); 8];
+            let mut magnitudes = [_mm256_setzero_si256(); 8];
+            let mut d_bits = [0u16; 8];
+            for r in 0..8 {
+                // SAFETY: AVX2 is enabled; `values` loads within the block.
+                values[r] = unsafe { block(r).values() };
+                magnitudes[r] = _mm256_sign_epi8(values[r], values[r]);
+                d_bits[r] = block(r).d.to_bits();
+            }
             // SAFETY: reads the 16 bytes of `d_bits`.
             let dw = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(d_bits.as_ptr().cast()) });
             for (acc, act) in acc.iter_mut().zip(acts) {
                 let xb = &act[b];
                 // SAFETY: 32 bytes; unaligned load.
                 let qx = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast()) };
-                let partial: [__m256i; 8] = std::array::from_fn(|r| {
+                let mut partial = [_mm256_setzero_si256(); 8];
+                for r in 0..8 {
                     let signed = _mm256_sign_epi8(qx, values[r]);
-                    _mm256_madd_epi16(ones, _mm256_maddubs_epi16(magnitudes[r], signed))
-                });
+                    partial[r] =
+                        _mm256_madd_epi16(ones, _mm256_maddubs_epi16(magnitudes[r], signed));
+                }
                 let isum = sum_each_8(partial);
                 // SAFETY: the scale is inside the block.
                 let dx = _mm256_set1_ps(unsafe { f16_at(&xb.d) });
