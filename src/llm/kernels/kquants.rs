@@ -26,6 +26,10 @@
 //! machine, decode went from 0.43x to 0.90x llama.cpp and prefill from 0.60x to 0.70x when
 //! the turning moved to load time. The interleaved form is 3% larger (unpacked scales).
 //!
+//! Where the CPU has AVX-512, prefill takes two row groups (sixteen rows) per 512-bit
+//! register, each lane doing what its AVX2 lane does. The activations are quantized to Q8_K by
+//! our AVX2 code, which gives candle's `from_float` blocks bit for bit.
+//!
 //! Candle takes the tiles only where the output width is a multiple of 16 and the input
 //! width a multiple of 256, and for Q6_K only with more than one activation row; elsewhere it
 //! uses other arithmetic, and [`applies`] says where this module stands in for it.
