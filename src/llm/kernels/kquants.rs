@@ -312,9 +312,11 @@ fn quantize_q8k(x: &[f32], k: usize, m: usize) -> Vec<BlockQ8K> {
 /// One row of Q8_K blocks as candle's `BlockQ8K::from_float` makes them. Its scalar loop,
 /// with a libm `roundf` per value, was 6.5% of Qwen's prefill.
 fn quantize_row_q8k(xs: &[f32], ys: &mut [BlockQ8K]) {
+    #[cfg(target_arch = "x86_64")]
+    let simd = super::has_avx2_f16c();
     for (x, y) in xs.chunks_exact(QK_K).zip(ys) {
         #[cfg(target_arch = "x86_64")]
-        if super::has_avx2_f16c() {
+        if simd {
             // SAFETY: AVX2 is present (checked).
             if unsafe { avx2::quantize_block_q8k(x, y) } {
                 continue;
@@ -385,12 +387,9 @@ fn run_single_groups<'w, W: Clone + Sync + 'w>(
     kb: usize,
     acts: &[BlockQ8K],
     m: usize,
-    kernel: impl Fn(&[W], &[&[BlockQ8K]], &mut [[f32; ROW_GROUP]; ACT_TILE]) + Sync,
+    kernel: impl Fn(&[W], &[&[BlockQ8K]], &mut [[f32; ROW_GROUP]]) + Sync,
 ) -> Vec<f32> {
     run_groups(group_weights, 1, rows, kb, acts, m, |w, a, acc| {
-        let acc: &mut [[f32; ROW_GROUP]; ACT_TILE] = acc
-            .try_into()
-            .expect("run_groups gives ACT_TILE spans per tile for one group per unit");
         kernel(&w[0], a, acc)
     })
 }
@@ -430,11 +429,7 @@ mod avx2 {
     /// One output per (activation row, weight row) for the eight Q4_K weight rows whose
     /// super-blocks are `w` (interleaved, [`BlockQ4KX8`]) against `acts`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) fn q4k_rows(
-        w: &[BlockQ4KX8],
-        acts: &[&[BlockQ8K]],
-        out: &mut [[f32; ROW_GROUP]; ACT_TILE],
-    ) {
+    pub(super) fn q4k_rows(w: &[BlockQ4KX8], acts: &[&[BlockQ8K]], out: &mut [[f32; ROW_GROUP]]) {
         let mask = _mm256_set1_epi8(0x0f);
         let ones = _mm256_set1_epi16(1);
         let mut acc = [_mm256_setzero_ps(); ACT_TILE];
@@ -519,7 +514,7 @@ mod avx2 {
         w: &[BlockQ6K],
         kb: usize,
         acts: &[&[BlockQ8K]],
-        out: &mut [[f32; ROW_GROUP]; ACT_TILE],
+        out: &mut [[f32; ROW_GROUP]],
     ) {
         let ones = _mm256_set1_epi16(1);
         let mut acc = [_mm256_setzero_ps(); ACT_TILE];
