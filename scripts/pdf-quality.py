@@ -14,6 +14,12 @@ starts, when pdftotext prints that heading later) up to the References heading; 
 at the top or bottom of many pages (running headers and footers) are dropped too. On our side
 the body is the abstract plus every section not marked as appendix, headings included.
 
+pdftotext prints blocks in its own flow order, which can put a right-column "References"
+heading before the end of the left column's text on the same page. The cut is therefore made
+by position: lines pdftotext prints after the heading, on its page, but found (with
+`pdftotext -bbox-layout`) in an earlier column or above the heading in its column, are put
+back before it; the row says how many. `--linear-refs` cuts in printed order instead.
+
 Recall counts pdftotext's prose lines only (six or more words, mostly alphabetic), so dropping
 table cells and figure labels is not penalised; `rec_all` is recall over every body word, for
 reference. Precision is against everything pdftotext printed in the body.
@@ -29,7 +35,7 @@ text, dropped otherwise ("lan-/guage" -> "language"). pdftotext also joins such 
 itself; a word it printed that is such a compound without its hyphen is read hyphenated.
 Small caps that pdftotext splits after the first capital ("M AUVE") are joined again.
 
-Usage: scripts/pdf-quality.py [--bin PATH] [--repeat N] [PDF ...]
+Usage: scripts/pdf-quality.py [--bin PATH] [--repeat N] [--linear-refs] [--json] [PDF ...]
   PATH defaults to $PAPERDIGEST_BIN or target/release/paperdigest; PDFs default to
   /work/shared/papers/*.pdf and examples/*.pdf. Standard library only.
 """
@@ -44,6 +50,7 @@ import subprocess
 import sys
 import time
 import unicodedata
+from html import unescape
 
 LIGATURES = set(chr(c) for c in range(0xFB00, 0xFB07))
 PAGE_NUMBER = re.compile(r"^\s*(page\s+)?[-\u2013]?\s*\d{1,4}\s*[-\u2013]?\s*(of\s+\d+)?\s*$", re.I)
@@ -114,11 +121,63 @@ def strip_repeated_margins(pages):
     return out
 
 
-def reference_body(text, anchor=None):
-    """pdftotext text -> (body words, prose-line body words, reference-list words, had references heading)."""
+def column_of(x_min, page_width):
+    return 0 if x_min < page_width / 2 else 1
+
+
+def blocks_before_heading(bbox_page):
+    """Word sequences of the lines that pdftotext prints after the References heading of this
+    page but that lie before it in reading order: in an earlier column, or in its column and
+    above it. `bbox_page` is one page of `pdftotext -bbox-layout`: (width, blocks in pdftotext's
+    order, each (x_min, y_min, [line words])). Empty when the page has no such heading."""
+    width, blocks = bbox_page
+    heading = None
+    for i, (x, y, lines) in enumerate(blocks):
+        if any(REFS_HEADING.match("".join(ws)) for ws in lines):
+            heading = i
+            break
+    if heading is None:
+        return []
+    hx, hy, _ = blocks[heading]
+    hcol = column_of(hx, width)
+    moved = []
+    for x, y, lines in blocks[heading + 1 :]:
+        col = column_of(x, width)
+        if col < hcol or (col == hcol and y < hy):
+            moved.extend(words(" ".join(ws)) for ws in lines)
+    return [m for m in moved if m]
+
+
+def read_bbox(pdf):
+    """`pdftotext -bbox-layout` -> per page (width, [(x_min, y_min, [line words])])."""
+    out = subprocess.run(["pdftotext", "-bbox-layout", "-enc", "UTF-8", pdf, "-"], capture_output=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"pdftotext -bbox-layout {pdf} failed ({out.returncode})")
+    html = out.stdout.decode("utf-8", errors="replace")
+    pages = []
+    for page in re.finditer(r'<page width="([\d.]+)"[^>]*>(.*?)</page>', html, re.S):
+        blocks = []
+        for b in re.finditer(r'<block xMin="([\d.]+)" yMin="([\d.]+)"[^>]*>(.*?)</block>', page.group(2), re.S):
+            lines = [
+                [unescape(w) for w in re.findall(r">([^<]*)</word>", line)]
+                for line in re.findall(r"<line[^>]*>(.*?)</line>", b.group(3), re.S)
+            ]
+            blocks.append((float(b.group(1)), float(b.group(2)), lines))
+        pages.append((float(page.group(1)), blocks))
+    return pages
+
+
+def reference_body(text, anchor=None, bbox=None):
+    """pdftotext text -> (body words, prose-line body words, reference-list words, had
+    references heading, lines moved before the heading).
+
+    With `bbox` (see `read_bbox`), lines that pdftotext prints after the References heading
+    but that come before it on the page (see `blocks_before_heading`) are put back before it:
+    pdftotext's flow order can emit a right-column heading before the end of the left column."""
     pages = [p.split("\n") for p in text.split("\f")]
     pages = strip_repeated_margins(pages)
-    lines = [l for page in pages for l in page if not PAGE_NUMBER.match(l)]
+    numbered = [(n, l) for n, page in enumerate(pages) for l in page if not PAGE_NUMBER.match(l)]
+    lines = [l for _, l in numbered]
     # The earlier of the Abstract heading on page 1 and the line where our abstract starts
     # (some templates draw the heading so that pdftotext puts it after the abstract).
     first_page = len([l for l in pages[0] if not PAGE_NUMBER.match(l)]) if pages else 0
@@ -132,6 +191,21 @@ def reference_body(text, anchor=None):
         if REFS_HEADING.match(re.sub(r"\s+", "", lines[i])):  # small caps: "R EFERENCES"
             end = i
             break
+    moved = 0
+    if bbox is not None and end < len(lines) and numbered[end][0] < len(bbox):
+        page = numbered[end][0]
+        before = blocks_before_heading(bbox[page])
+        back, rest = [], []
+        for n, l in numbered[end + 1 :]:
+            ws = words(l)
+            if n == page and ws and ws in before:
+                before.remove(ws)
+                back.append(l)
+            else:
+                rest.append(l)
+        moved = len(back)
+        lines = lines[:end] + back + [lines[end]] + rest
+        end += moved
     attested = set(m.group(0).lower() for m in re.finditer(r"\w+-\w+", text))
     body = _resolve(lines[start:end], attested)
     # pdftotext itself joins "low-" + "resource" at a line end into "lowresource"; where the
@@ -149,7 +223,7 @@ def reference_body(text, anchor=None):
     body = [SMALL_CAPS.sub(r"\1\2", l) for l in body]
     refs = _resolve(lines[end:], set())
     prose = [l for l in body if is_prose(l)]
-    return words("\n".join(body)), words("\n".join(prose)), words("\n".join(refs)), end < len(lines)
+    return words("\n".join(body)), words("\n".join(prose)), words("\n".join(refs)), end < len(lines), moved
 
 
 def is_prose(line):
@@ -211,15 +285,18 @@ def timed(cmd, repeat):
     return out.decode("utf-8", errors="replace"), best
 
 
-def score(pdf, binary, repeat):
+def score(pdf, binary, repeat, linear_refs=False):
     ref_text, t_ref = timed(["pdftotext", "-enc", "UTF-8", pdf, "-"], repeat)
+    bbox = None if linear_refs else read_bbox(pdf)
     ours_json, t_ours = timed([binary, "extract", "--json", pdf], repeat)
     doc = json.loads(ours_json)
     strings = list(all_strings(doc.get("title"))) + list(all_strings(doc.get("abstract", doc.get("abstract_text")))) + list(all_strings(doc.get("sections")))
     fffd = sum(s.count("\ufffd") for s in strings)
     ligs = sum(sum(1 for c in s if c in LIGATURES) for s in strings)
 
-    ref_words, prose_words, ref_list_words, had_refs = reference_body(ref_text, doc.get("abstract", doc.get("abstract_text")))
+    ref_words, prose_words, ref_list_words, had_refs, moved = reference_body(
+        ref_text, doc.get("abstract", doc.get("abstract_text")), bbox
+    )
     mine, abstract, paragraphs = our_body(doc)
     a, b = collections.Counter(ref_words), collections.Counter(mine)
     p = collections.Counter(prose_words)
@@ -250,6 +327,7 @@ def score(pdf, binary, repeat):
         "t_ref": t_ref,
         "t_ours": t_ours,
         "ref_words": sum(p.values()),
+        "moved": moved,
         "our_words": sum(b.values()),
     }
 
@@ -273,6 +351,11 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("PAPERDIGEST_BIN", os.path.join(root, "target/release/paperdigest")))
     ap.add_argument("--repeat", type=int, default=1, help="time each tool N times, keep the fastest")
     ap.add_argument("--json", action="store_true", help="print the rows as JSON too")
+    ap.add_argument(
+        "--linear-refs",
+        action="store_true",
+        help="cut pdftotext's body at the References heading in its printed order, without putting back lines it misplaced",
+    )
     ap.add_argument("pdfs", nargs="*")
     args = ap.parse_args()
     pdfs = args.pdfs or sorted(glob.glob("/work/shared/papers/*.pdf")) + sorted(glob.glob(os.path.join(root, "examples/*.pdf")))
@@ -285,7 +368,7 @@ def main():
     print("-" * len(head))
     for pdf in pdfs:
         try:
-            r = score(pdf, args.bin, args.repeat)
+            r = score(pdf, args.bin, args.repeat, args.linear_refs)
         except (RuntimeError, ValueError, OSError) as e:
             print(f"{os.path.basename(pdf):<42} ERROR {e}")
             rows.append({"file": os.path.basename(pdf), "error": str(e)})
@@ -294,6 +377,7 @@ def main():
         print(
             f"{r['file'][:42]:<42} {r['pages']:>3} {r['recall']:>7.4f} {r['recall_all']:>7.4f} {r['precision']:>7.4f} {r['order']:>7.4f} "
             f"{r['abstract']:>6.3f} {r['ref_leak']:>7.4f} {r['refs']:>4} {r['fffd']:>4} {r['ligatures']:>3} {'yes' if passes(r) else 'NO':>3}"
+            + (f"  ({r['moved']} pdftotext lines put back before References)" if r["moved"] else "")
         )
     ok = [r for r in rows if "error" not in r]
     if ok:
