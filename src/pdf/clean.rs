@@ -1,9 +1,11 @@
 //! Character- and line-level clean-up of extracted text: ligature expansion, removal of
 //! replacement characters, control codes and private-use glyphs (with counts for warnings),
-//! whitespace normalisation, and joining lines into paragraphs with words that were
+//! whitespace normalisation, canonical composition of accents, and joining lines into paragraphs with words that were
 //! hyphenated at a line end put back together.
 
 use std::collections::HashSet;
+
+use unicode_normalization::UnicodeNormalization;
 
 /// What `clean_chars` removed, so the caller can warn once per document.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +62,16 @@ pub(crate) fn clean_chars(s: &str, dropped: &mut Dropped) -> String {
         }
         collapsed.push_str(word);
     }
+    // Letters and combining marks given separately by the PDF's ToUnicode ("u" + U+0308)
+    // become the precomposed letter where Unicode has one.
+    if collapsed.chars().any(is_combining_mark) {
+        collapsed = collapsed.nfc().collect();
+    }
     collapsed
+}
+
+fn is_combining_mark(c: char) -> bool {
+    matches!(c, '\u{300}'..='\u{36F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}' | '\u{20D0}'..='\u{20FF}')
 }
 
 /// Hyphenated compounds written whole inside lines somewhere in a document ("pre-training"),
@@ -183,6 +194,11 @@ mod tests {
                     control: 1,
                     private_use: 1,
                 },
+            ),
+            (
+                "Gu\u{308}ndu\u{308}z, c\u{304}",
+                "G\u{FC}nd\u{FC}z, c\u{304}",
+                Dropped::default(),
             ),
             (
                 "  many\u{A0}\u{2009} spaces\tand\u{AD}soft ",

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
+use super::accents::compose_accents;
 use super::glyphs::{Glyph, RawPage};
 
 /// A run of glyphs without an internal gap, on one baseline.
@@ -212,6 +213,7 @@ pub(crate) fn build_lines(page: u32, glyphs: &[Glyph]) -> Vec<Line> {
 }
 
 fn build_words(glyphs: &[Glyph]) -> Vec<Word> {
+    let glyphs = compose_accents(glyphs);
     let mut words: Vec<Word> = Vec::new();
     let mut cur: Option<Word> = None;
     let mut pending_space = false;

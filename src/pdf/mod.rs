@@ -4,11 +4,13 @@
 //! Submodules, in pipeline order: `glyphnames` (font glyph names pdf-extract cannot map),
 //! `content` and `forms` (cut pages to their text operators, forms inlined, so pdf-extract
 //! places figure text correctly and parses less) and `glyphs` (the only code that runs
-//! pdf-extract, panic-guarded) -> `layout` (words, lines, columns, reading order, running headers) ->
+//! pdf-extract, panic-guarded) -> `accents` (accent glyphs merged into their letters) ->
+//! `layout` (words, lines, columns, reading order, running headers) ->
 //! `clean` (ligatures, bad characters, hyphenation) -> `meta` (stamp, title, authors) and
 //! `structure` (abstract, headings, sections). `limits` checks a file against size limits
 //! (decompression bombs, object and page counts) before the PDF libraries allocate for it.
 
+mod accents;
 mod clean;
 mod content;
 mod forms;
@@ -34,7 +36,7 @@ pub use meta::find_arxiv_id;
 /// Fewer letters than this in the whole file means there is no text layer worth reading.
 const MIN_LETTERS: usize = 16;
 /// Bumped whenever extraction output changes, so cached extractions are redone.
-pub const EXTRACTOR_VERSION: u32 = 3;
+pub const EXTRACTOR_VERSION: u32 = 4;
 /// Files larger than this are refused before parsing (arXiv caps submissions at 50 MB).
 pub const MAX_BYTES: u64 = 100 * 1024 * 1024;
 /// Pages read at most; later pages are skipped with a warning (papers put what matters first).
