@@ -130,7 +130,8 @@ mod tests {
     #[test]
     fn accents_over_their_letter_compose() {
         // (glyphs as (text, x, advance), expected text)
-        let cases: &[(&[(&str, f64, f64)], &str)] = &[
+        type Case<'a> = (&'a [(&'a str, f64, f64)], &'a str);
+        let cases: &[Case] = &[
             // TeX order, accent first, centred over the letter that follows: "Popović".
             (
                 &[("i", 0.0, 3.0), ("\u{B4}", 4.0, 4.0), ("c", 3.0, 4.5)],

@@ -7,6 +7,7 @@
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
+use std::time::Instant;
 
 use lopdf::{Dictionary, Document as LoDocument, Object, ObjectId};
 use pdf_extract::{MediaBox, OutputDev, OutputError, Transform};
@@ -60,12 +61,20 @@ pub(crate) struct RawDoc {
     pub page_count: usize,
     /// Pages where neither extraction path produced text.
     pub failed_pages: usize,
+    /// Numbers of the pages not read, or not read whole, because the time limit ran out.
+    pub timed_out: Vec<u32>,
     pub info: Info,
     pub warnings: Vec<String>,
 }
 
-/// Loads `bytes` and captures the glyphs of at most `max_pages` pages.
-pub(crate) fn capture(bytes: &[u8], source: &str, max_pages: usize) -> Result<RawDoc, PdfError> {
+/// Loads `bytes` and captures the glyphs of at most `max_pages` pages. Pages still unread at
+/// `deadline` are skipped (a page being read then is abandoned) and listed in `timed_out`.
+pub(crate) fn capture(
+    bytes: &[u8],
+    source: &str,
+    max_pages: usize,
+    deadline: Instant,
+) -> Result<RawDoc, PdfError> {
     // Before lopdf inflates anything: no decompression bombs, no absurd object counts.
     let raw_scan = super::limits::scan_raw(bytes, source)?;
     let mut doc = match guarded(|| LoDocument::load_mem(bytes)) {
@@ -134,7 +143,7 @@ pub(crate) fn capture(bytes: &[u8], source: &str, max_pages: usize) -> Result<Ra
             tracing::debug!(source, page = page.number, %why, "form XObjects not inlined");
         }
     }
-    let out = capture_prepared(&mut doc, source, prepared, page_count, max_pages);
+    let out = capture_prepared(&mut doc, source, prepared, page_count, max_pages, deadline);
     if out.pages.is_empty() {
         return Err(PdfError::Malformed {
             source_name: source.to_string(),
@@ -157,10 +166,11 @@ pub(crate) fn capture_doc(doc: &LoDocument, source: &str, max_pages: usize) -> R
         ..RawDoc::default()
     };
     let mut budget = super::MAX_GLYPHS;
+    let deadline = Instant::now() + super::TIME_LIMIT;
     let captured: Vec<Captured> = numbers
         .iter()
         .take(max_pages)
-        .map(|&n| capture_alone(doc, n, &mut budget))
+        .map(|&n| capture_alone(doc, n, &mut budget, deadline))
         .collect();
     finish(&mut out, source, captured, max_pages);
     out
@@ -287,6 +297,24 @@ struct Captured {
     dropped: usize,
     /// Why positioned extraction failed (then `page.plain` may hold lopdf's text).
     failure: Option<String>,
+    /// The time limit ran out before the page was read whole; nothing of it is kept.
+    timed_out: bool,
+}
+
+impl Captured {
+    fn timed_out(page: &Prepared) -> Captured {
+        Captured {
+            page: RawPage {
+                number: page.number,
+                width: page.media.width,
+                height: page.media.height,
+                ..RawPage::default()
+            },
+            dropped: 0,
+            failure: None,
+            timed_out: true,
+        }
+    }
 }
 
 /// Pages read together: one content stream of their contents in order, under one resource
@@ -324,6 +352,7 @@ fn capture_prepared(
     prepared: Vec<Prepared>,
     page_count: usize,
     max_pages: usize,
+    deadline: Instant,
 ) -> RawDoc {
     let mut out = RawDoc {
         info: read_info(doc),
@@ -382,7 +411,7 @@ fn capture_prepared(
                 let mut budget = super::MAX_GLYPHS;
                 share
                     .iter()
-                    .map(|run| capture_run(doc, &prepared[run.from..run.to], &mut budget))
+                    .map(|run| capture_run(doc, &prepared[run.from..run.to], &mut budget, deadline))
                     .collect()
             })
             .collect()
@@ -434,7 +463,7 @@ fn capture_prepared(
                 {
                     tracing::debug!(source, page = page.number, %why, "form XObjects not inlined");
                 }
-                capture_alone(doc, page.number, &mut budget)
+                capture_alone(doc, page.number, &mut budget, deadline)
             }
         })
         .collect();
@@ -587,10 +616,21 @@ fn count_saves(content: &[u8]) -> usize {
 }
 
 /// Reads one run through its first page; `None` when pdf-extract failed or the markers did
-/// not all arrive in order.
-fn capture_run(doc: &LoDocument, pages: &[Prepared], budget: &mut usize) -> Option<Vec<Captured>> {
-    let mut dev = Collector::for_run(pages, *budget);
+/// not all arrive in order. A run the time limit cuts short is given up whole.
+fn capture_run(
+    doc: &LoDocument,
+    pages: &[Prepared],
+    budget: &mut usize,
+    deadline: Instant,
+) -> Option<Vec<Captured>> {
+    if Instant::now() >= deadline {
+        return Some(pages.iter().map(Captured::timed_out).collect());
+    }
+    let mut dev = Collector::for_run(pages, *budget, deadline);
     let result = guarded(|| pdf_extract::output_doc_page(doc, &mut dev, pages[0].number));
+    if dev.timed_out {
+        return Some(pages.iter().map(Captured::timed_out).collect());
+    }
     if !matches!(result, Ok(Ok(()))) || !dev.complete() {
         return None;
     }
@@ -599,9 +639,24 @@ fn capture_run(doc: &LoDocument, pages: &[Prepared], budget: &mut usize) -> Opti
 }
 
 /// Reads one page alone, falling back to lopdf's plain text when positioned extraction fails.
-fn capture_alone(doc: &LoDocument, number: u32, budget: &mut usize) -> Captured {
-    let mut dev = Collector::for_page(*budget);
+fn capture_alone(doc: &LoDocument, number: u32, budget: &mut usize, deadline: Instant) -> Captured {
+    let skipped = Captured {
+        page: RawPage {
+            number,
+            ..RawPage::default()
+        },
+        dropped: 0,
+        failure: None,
+        timed_out: true,
+    };
+    if Instant::now() >= deadline {
+        return skipped;
+    }
+    let mut dev = Collector::for_page(*budget, deadline);
     let positioned = guarded(|| pdf_extract::output_doc_page(doc, &mut dev, number));
+    if dev.timed_out {
+        return skipped;
+    }
     *budget = dev.budget;
     let failure = match positioned {
         Ok(Ok(())) => None,
@@ -612,6 +667,7 @@ fn capture_alone(doc: &LoDocument, number: u32, budget: &mut usize) -> Captured 
         page: RawPage::default(),
         dropped: 0,
         failure: None,
+        timed_out: false,
     });
     captured.page.number = number;
     if let Some(why) = failure {
@@ -636,12 +692,19 @@ fn finish(out: &mut RawDoc, source: &str, captured: Vec<Captured>, max_pages: us
         ));
     }
     let mut glyphs_left = super::MAX_GLYPHS;
+    let mut timed_out: Vec<u32> = Vec::new();
     for Captured {
         mut page,
         mut dropped,
         failure,
+        timed_out: page_timed_out,
     } in captured
     {
+        if page_timed_out {
+            timed_out.push(page.number);
+            out.pages.push(page);
+            continue;
+        }
         let keep = glyphs_left.min(super::MAX_GLYPHS_PER_PAGE);
         if page.glyphs.len() > keep {
             dropped += page.glyphs.len() - keep;
@@ -671,6 +734,7 @@ fn finish(out: &mut RawDoc, source: &str, captured: Vec<Captured>, max_pages: us
         }
         out.pages.push(page);
     }
+    out.timed_out = timed_out;
 }
 
 /// Keeps warning lines readable when a library error dumps a whole object.
@@ -759,10 +823,16 @@ struct Collector {
     /// A marker came out of order.
     broken: bool,
     budget: usize,
+    /// When to give up the page or run being read.
+    deadline: Instant,
+    /// Glyphs seen since the clock was last read.
+    since_clock: u32,
+    /// The deadline passed while reading: what was read is incomplete.
+    timed_out: bool,
 }
 
 impl Collector {
-    fn for_page(budget: usize) -> Collector {
+    fn for_page(budget: usize, deadline: Instant) -> Collector {
         Collector {
             pages: Vec::new(),
             boxes: Vec::new(),
@@ -772,10 +842,13 @@ impl Collector {
             marks: 0,
             broken: false,
             budget,
+            deadline,
+            since_clock: 0,
+            timed_out: false,
         }
     }
 
-    fn for_run(pages: &[Prepared], budget: usize) -> Collector {
+    fn for_run(pages: &[Prepared], budget: usize, deadline: Instant) -> Collector {
         Collector {
             pages: pages
                 .iter()
@@ -794,6 +867,9 @@ impl Collector {
             marks: 0,
             broken: false,
             budget,
+            deadline,
+            since_clock: 0,
+            timed_out: false,
         }
     }
 
@@ -810,6 +886,7 @@ impl Collector {
                 page,
                 dropped,
                 failure: None,
+                timed_out: false,
             })
             .collect()
     }
@@ -867,6 +944,15 @@ impl OutputDev for Collector {
         font_size: f64,
         char: &str,
     ) -> Result<(), OutputError> {
+        // Reading the clock for every glyph would cost more than the glyph.
+        self.since_clock += 1;
+        if self.since_clock >= 256 {
+            self.since_clock = 0;
+            if Instant::now() >= self.deadline {
+                self.timed_out = true;
+                return Err(OutputError::FormatError(std::fmt::Error));
+            }
+        }
         if self.run && (font_size - MARK_SIZE).abs() < MARK_SIZE * 1e-4 {
             self.mark(trm.m31);
             return Ok(());
@@ -919,6 +1005,33 @@ impl OutputDev for Collector {
 mod tests {
     use super::*;
 
+    /// Once the deadline has passed, a page being read is given up within a few hundred
+    /// glyphs, and what was read of it is marked incomplete.
+    #[test]
+    fn collector_gives_up_at_the_deadline() {
+        let media = MediaBox {
+            llx: 0.0,
+            lly: 0.0,
+            urx: 612.0,
+            ury: 792.0,
+        };
+        let trm = Transform::row_major(10.0, 0.0, 0.0, 10.0, 72.0, 700.0);
+        for (deadline, gives_up) in [
+            (Instant::now() + std::time::Duration::from_secs(3600), false),
+            (Instant::now(), true),
+        ] {
+            let mut dev = Collector::for_page(super::super::MAX_GLYPHS, deadline);
+            dev.begin_page(1, &media, None).expect("page begins");
+            let read = (0..1000)
+                .map(|_| dev.output_character(&trm, 0.5, 0.0, 1.0, "a"))
+                .take_while(Result::is_ok)
+                .count();
+            assert_eq!(dev.timed_out, gives_up);
+            assert_eq!(read < 1000, gives_up, "{read} glyphs read");
+            assert!(read >= 255, "{read} glyphs read");
+        }
+    }
+
     #[test]
     fn guarded_turns_panics_into_messages() {
         type Case = (fn() -> u32, Result<u32, &'static str>);
@@ -939,7 +1052,12 @@ mod tests {
             b"%PDF-1.7\n1 0 obj << /Type /Catalog",
         ] {
             assert!(matches!(
-                capture(bytes, "x.pdf", 10),
+                capture(
+                    bytes,
+                    "x.pdf",
+                    10,
+                    Instant::now() + super::super::TIME_LIMIT
+                ),
                 Err(PdfError::Malformed { .. })
             ));
         }

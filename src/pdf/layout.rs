@@ -460,30 +460,65 @@ fn remove_margins(pages: &mut [(Vec<Line>, &RawPage)], body: f64) {
             .flat_map(char::to_lowercase)
             .collect()
     };
-    let in_margin =
-        |l: &Line, p: &RawPage| p.plain.is_none() && (l.y < 0.1 * p.height || l.y > 0.9 * p.height);
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for (lines, p) in pages.iter() {
-        let mut keys: Vec<String> = lines.iter().filter(|l| in_margin(l, p)).map(key).collect();
-        keys.sort();
-        keys.dedup();
-        for k in keys {
-            *counts.entry(k).or_default() += 1;
+    // Lines in the outer tenth of the page that repeat on a quarter of the pages are margins.
+    // Wide page margins put a running header further in: there, only the topmost and the
+    // bottommost line count, and only words repeated on half of the pages.
+    let edges: Vec<(f64, f64)> = pages
+        .iter()
+        .map(|(lines, _)| {
+            let ys = lines.iter().map(|l| l.y);
+            (
+                ys.clone().fold(f64::INFINITY, f64::min),
+                ys.fold(f64::NEG_INFINITY, f64::max),
+            )
+        })
+        .collect();
+    let in_band = |l: &Line, p: &RawPage| l.y < 0.1 * p.height || l.y > 0.9 * p.height;
+    let at_edge = |l: &Line, (top, bottom): (f64, f64)| l.y <= top || l.y >= bottom;
+    let mut band_counts: HashMap<String, usize> = HashMap::new();
+    let mut edge_counts: HashMap<String, usize> = HashMap::new();
+    for ((lines, p), &edge) in pages.iter().zip(&edges) {
+        if p.plain.is_some() {
+            continue;
+        }
+        let mut band: Vec<String> = lines.iter().filter(|l| in_band(l, p)).map(key).collect();
+        let mut edge_keys: Vec<String> =
+            lines.iter().filter(|l| at_edge(l, edge)).map(key).collect();
+        for (keys, counts) in [
+            (&mut band, &mut band_counts),
+            (&mut edge_keys, &mut edge_counts),
+        ] {
+            keys.sort();
+            keys.dedup();
+            for k in keys.drain(..) {
+                *counts.entry(k).or_default() += 1;
+            }
         }
     }
     let n_pages = pages.len();
-    let repeated = |k: &str| {
-        let c = counts.get(k).copied().unwrap_or(0);
+    let repeated_in_band = |k: &str| {
+        let c = band_counts.get(k).copied().unwrap_or(0);
         c >= 2 && c * 4 >= n_pages
     };
-    for (lines, p) in pages.iter_mut() {
+    let repeated_at_edge = |k: &str| {
+        let c = edge_counts.get(k).copied().unwrap_or(0);
+        c >= 3 && c * 2 >= n_pages && k.chars().filter(|c| c.is_alphabetic()).count() >= 4
+    };
+    for ((lines, p), &edge) in pages.iter_mut().zip(&edges) {
         let p: &RawPage = p;
+        if p.plain.is_some() {
+            continue;
+        }
         lines.retain(|l| {
-            if !in_margin(l, p) {
-                return true;
-            }
             let k = key(l);
-            !(repeated(&k) || (is_page_number(&l.text) && l.size <= 1.3 * body))
+            if in_band(l, p) {
+                return !(repeated_in_band(&k)
+                    || repeated_at_edge(&k)
+                    || (is_page_number(&l.text) && l.size <= 1.3 * body));
+            }
+            // A page number alone at the foot of the page, however high the foot is.
+            let foot_number = l.y >= edge.1 && is_page_number(&l.text) && l.size <= 1.3 * body;
+            !(foot_number || at_edge(l, edge) && repeated_at_edge(&k))
         });
     }
 }

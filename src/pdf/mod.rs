@@ -24,8 +24,11 @@ mod structure;
 mod testpdf;
 
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
+use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 pub use limits::{
@@ -36,7 +39,7 @@ pub use meta::find_arxiv_id;
 /// Fewer letters than this in the whole file means there is no text layer worth reading.
 const MIN_LETTERS: usize = 16;
 /// Bumped whenever extraction output changes, so cached extractions are redone.
-pub const EXTRACTOR_VERSION: u32 = 4;
+pub const EXTRACTOR_VERSION: u32 = 5;
 /// Files larger than this are refused before parsing (arXiv caps submissions at 50 MB).
 pub const MAX_BYTES: u64 = 100 * 1024 * 1024;
 /// Pages read at most; later pages are skipped with a warning (papers put what matters first).
@@ -45,6 +48,9 @@ pub const MAX_PAGES: usize = 150;
 pub const MAX_GLYPHS_PER_PAGE: usize = 100_000;
 /// Characters kept from the whole file; later pages are skipped.
 pub const MAX_GLYPHS: usize = 2_000_000;
+/// Wall time one file may take; pages not read by then are skipped with a warning (a
+/// 150-page paper takes about a second).
+pub const TIME_LIMIT: Duration = Duration::from_secs(60);
 
 /// What was extracted from one paper.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -143,7 +149,16 @@ pub fn extract_file(path: &Path) -> Result<Document, PdfError> {
 
 /// Extracts a PDF held in memory; `source_name` names it in errors and warnings.
 pub fn extract_bytes(bytes: &[u8], source_name: &str) -> Result<Document, PdfError> {
-    let started = std::time::Instant::now();
+    extract_bytes_within(bytes, source_name, TIME_LIMIT)
+}
+
+/// [`extract_bytes`] with its own time limit.
+fn extract_bytes_within(
+    bytes: &[u8],
+    source_name: &str,
+    time_limit: Duration,
+) -> Result<Document, PdfError> {
+    let started = Instant::now();
     check_size(bytes.len() as u64, source_name)?;
     if let Some(found) = not_pdf(bytes) {
         return Err(PdfError::NotPdf {
@@ -151,7 +166,7 @@ pub fn extract_bytes(bytes: &[u8], source_name: &str) -> Result<Document, PdfErr
             found,
         });
     }
-    let raw = glyphs::capture(bytes, source_name, MAX_PAGES)?;
+    let raw = glyphs::capture(bytes, source_name, MAX_PAGES, started + time_limit)?;
     let mut warnings = raw.warnings.clone();
     let pages = layout::lay_out(&raw.pages);
 
@@ -172,6 +187,7 @@ pub fn extract_bytes(bytes: &[u8], source_name: &str) -> Result<Document, PdfErr
             }
         }
     }
+    set_aside_interrupting_floats(&mut lines);
     join_interrupted_paragraphs(&mut lines);
     if dropped.total() > 0 {
         warnings.push(format!(
@@ -186,6 +202,30 @@ pub fn extract_bytes(bytes: &[u8], source_name: &str) -> Result<Document, PdfErr
         .iter()
         .map(|l| l.text.chars().filter(|c| c.is_alphabetic()).count())
         .sum();
+    if let (Some(first), Some(last)) = (raw.timed_out.first(), raw.timed_out.last()) {
+        let limit = time_limit.as_secs_f32();
+        if letters < MIN_LETTERS {
+            return Err(PdfError::Limit {
+                source_name: source_name.to_string(),
+                what: format!(
+                    "the time limit of {limit} s ran out before any text was read ({} of {} pages unread)",
+                    raw.timed_out.len(),
+                    raw.pages.len()
+                ),
+            });
+        }
+        let which = if first == last {
+            format!("page {first} was")
+        } else {
+            format!(
+                "{} pages between {first} and {last} were",
+                raw.timed_out.len()
+            )
+        };
+        warnings.push(format!(
+            "{source_name}: the time limit of {limit} s ran out; {which} not read"
+        ));
+    }
     // A handful of letters is a short note, not a paper, but still text to read; below that
     // (page numbers, a stray label) the pages are images.
     if letters < MIN_LETTERS && raw.failed_pages > 0 {
@@ -327,6 +367,107 @@ pub fn extract_bytes(bytes: &[u8], source_name: &str) -> Result<Document, PdfErr
         "extracted PDF"
     );
     Ok(doc)
+}
+
+/// Lines a figure or table float adds at most before or after its caption (labels, cells).
+const MAX_FLOAT_DEBRIS: usize = 40;
+
+/// Moves a figure or table out of a sentence it interrupts. A float placed at the top or foot
+/// of a page or column lands between two halves of a sentence in reading order ("… the main
+/// problem, the" / labels / "Figure 1: …" / "main idea, …"). The float is its caption paragraph
+/// plus the short, non-prose lines around it on its page (labels inside the figure, table
+/// cells); it is set aside like a footnote, to the end of its section, when the text before it
+/// leaves a sentence open and the text after it goes on in lower case.
+fn set_aside_interrupting_floats(lines: &mut [layout::Line]) {
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].footnote || !lines[i].para_start || !is_caption_start(&lines[i].text) {
+            i += 1;
+            continue;
+        }
+        let page = lines[i].page;
+        let mut end = i + 1;
+        while end < lines.len() && !lines[end].para_start && lines[end].page == page {
+            end += 1;
+        }
+        let debris = |l: &layout::Line| l.page == page && !l.footnote && !is_prose_line(&l.text);
+        let mut start = i;
+        while start > 0 && i - start < MAX_FLOAT_DEBRIS && debris(&lines[start - 1]) {
+            start -= 1;
+        }
+        while end < lines.len() && end - i < MAX_FLOAT_DEBRIS && debris(&lines[end]) {
+            end += 1;
+        }
+        let before = (0..start).rev().find(|&k| !lines[k].footnote);
+        let after = lines[end..].iter().find(|l| !l.footnote);
+        let interrupts = match (before, after) {
+            (Some(b), Some(a)) => {
+                running_text_tail(lines, b)
+                    && !lines[b].text.trim_end().ends_with(['.', '!', '?', ':'])
+                    && (lines[b].size - a.size).abs() <= 0.1 * a.size
+                    && a.text.chars().next().is_some_and(char::is_lowercase)
+                    && flow_continues(&lines[b], a)
+            }
+            _ => false,
+        };
+        if interrupts {
+            for line in &mut lines[start..end] {
+                line.footnote = true;
+            }
+            // The aside is one paragraph per part: debris, then the caption.
+            lines[i].para_start = true;
+        }
+        i = end.max(i + 1);
+    }
+}
+
+/// Whether line `k` is inside a paragraph of running text: it and the line before it are
+/// prose, it reaches the right margin, and its paragraph is not a caption. Labels inside a
+/// figure and table header rows can look like prose, but they are not two justified lines of
+/// one paragraph.
+fn running_text_tail(lines: &[layout::Line], k: usize) -> bool {
+    let line = &lines[k];
+    let paragraph_start = (0..=k).rev().find(|&j| lines[j].para_start).unwrap_or(0);
+    k > 0
+        && !line.short
+        && !line.para_start
+        && is_prose_line(&line.text)
+        && is_prose_line(&lines[k - 1].text)
+        && !is_caption_start(&lines[paragraph_start].text)
+}
+
+/// Whether reading goes on from `before` to `after` as the text of one column does: down the
+/// same column (at the same left edge on one page), from the left column to the right one, or
+/// from a page to the top of the next. Text of a full-width table cell does not run on into a
+/// column below it.
+fn flow_continues(before: &layout::Line, after: &layout::Line) -> bool {
+    use layout::Col::{Left, Right};
+    if before.page == after.page {
+        (before.col == after.col && (before.x0 - after.x0).abs() <= after.size)
+            || (before.col == Left && after.col == Right)
+    } else {
+        after.page == before.page + 1
+            && (before.col == after.col || (before.col == Right && after.col == Left))
+    }
+}
+
+/// Whether a line opens a figure or table caption ("Figure 3:", "Fig. 2.", "Table A.1 |").
+fn is_caption_start(text: &str) -> bool {
+    static CAPTION: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(?:Figure|Fig\.|Table|Algorithm|Listing)\s*(?:[A-Z]\.?)?\d{1,3}(?:\.\d{1,2})*\s*(?:[:.|\u{2014}\u{2013}]|$)")
+            .expect("valid regex")
+    });
+    CAPTION.is_match(text)
+}
+
+/// A line of running text: six or more words, most of them alphabetic.
+fn is_prose_line(text: &str) -> bool {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let alphabetic = words
+        .iter()
+        .filter(|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 2)
+        .count();
+    words.len() >= 6 && alphabetic * 10 >= words.len() * 7
 }
 
 /// Clears `para_start` where a paragraph only seems to break. It runs on into the next column

@@ -1,6 +1,8 @@
 //! End-to-end tests of the PDF room: synthetic PDFs built with lopdf, bad inputs, the bundled
 //! example paper, and every real paper in /work/shared/papers when that folder exists.
 
+use std::time::{Duration, Instant};
+
 use super::testpdf::{self, Part};
 use super::*;
 
@@ -231,6 +233,26 @@ fn bad_inputs_give_clear_errors() {
     assert!(matches!(missing, PdfError::Io { .. }) && missing.to_string().contains("paper.pdf"));
 }
 
+/// A file whose time ran out before any page was read is refused as over a limit, naming the
+/// limit; with time to spare the same file reads whole.
+#[test]
+fn time_limit() {
+    let bytes = synthetic(true, None, None);
+    let err = extract_bytes_within(&bytes, "slow.pdf", Duration::ZERO).expect_err("no time");
+    let msg = err.to_string();
+    assert!(matches!(err, PdfError::Limit { .. }), "{msg}");
+    assert!(
+        msg.contains("slow.pdf") && msg.contains("time limit of 0 s"),
+        "{msg}"
+    );
+    let doc = extract_bytes_within(&bytes, "slow.pdf", TIME_LIMIT).expect("reads in time");
+    assert!(
+        doc.warnings.iter().all(|w| !w.contains("time limit")),
+        "{:?}",
+        doc.warnings
+    );
+}
+
 #[test]
 fn pages_without_text_are_no_text() {
     let bytes = testpdf::build(&[vec![], vec![]], None, None);
@@ -416,7 +438,8 @@ fn bundled_example_paper() {
 fn example_paper_authors_from_layout() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/paperdigest-note.pdf");
     let bytes = std::fs::read(path).expect("example paper present");
-    let raw = glyphs::capture(&bytes, "note.pdf", 5).expect("captures");
+    let raw =
+        glyphs::capture(&bytes, "note.pdf", 5, Instant::now() + TIME_LIMIT).expect("captures");
     let pages = layout::lay_out(&raw.pages);
     let page1 = &pages[0].lines;
     let body = layout::body_size(page1.iter());
@@ -607,6 +630,324 @@ fn paragraphs_run_on_across_columns_and_display_equations() {
         [true, false, false, true, false, true, false, true],
         "{lines:#?}"
     );
+}
+
+/// Where each case's float is set aside (`true`) or left in the text.
+#[test]
+fn floats_are_set_aside_only_where_they_break_a_sentence() {
+    use layout::Col::{Full, Left, Right};
+    // (page, column, x0, text, short, para_start) of the line before the float, and of the
+    // line after it; whether the float moves.
+    type Spot = (u32, layout::Col, f64, &'static str, bool, bool);
+    let open: Spot = (
+        1,
+        Right,
+        300.0,
+        "the model is asked for the main problem, the",
+        false,
+        false,
+    );
+    let cases: [(&str, Spot, Spot, bool); 9] = [
+        (
+            "next page, left column",
+            open,
+            (
+                2,
+                Left,
+                50.0,
+                "main idea and the results of the paper.",
+                false,
+                true,
+            ),
+            true,
+        ),
+        (
+            "down the same column",
+            (
+                1,
+                Left,
+                50.0,
+                "the model is asked for the main problem, the",
+                false,
+                false,
+            ),
+            (
+                1,
+                Left,
+                50.0,
+                "main idea and the results of the paper.",
+                false,
+                true,
+            ),
+            true,
+        ),
+        (
+            "left to right column",
+            (
+                1,
+                Left,
+                50.0,
+                "the model is asked for the main problem, the",
+                false,
+                false,
+            ),
+            (
+                1,
+                Right,
+                300.0,
+                "main idea and the results of the paper.",
+                false,
+                true,
+            ),
+            true,
+        ),
+        (
+            "sentence ended",
+            (
+                1,
+                Right,
+                300.0,
+                "the model is asked for the main problem here.",
+                false,
+                false,
+            ),
+            (
+                2,
+                Left,
+                50.0,
+                "main idea and the results of the paper.",
+                false,
+                true,
+            ),
+            false,
+        ),
+        (
+            "capital after",
+            open,
+            (
+                2,
+                Left,
+                50.0,
+                "Main idea and the results of the paper.",
+                false,
+                true,
+            ),
+            false,
+        ),
+        (
+            "short line before (a label)",
+            (
+                1,
+                Right,
+                300.0,
+                "the model is asked for the main problem, the",
+                true,
+                false,
+            ),
+            (
+                2,
+                Left,
+                50.0,
+                "main idea and the results of the paper.",
+                false,
+                true,
+            ),
+            false,
+        ),
+        (
+            "full-width table cell into a column",
+            (
+                1,
+                Full,
+                90.0,
+                "the model is asked for the main problem, the",
+                false,
+                false,
+            ),
+            (
+                1,
+                Left,
+                50.0,
+                "main idea and the results of the paper.",
+                false,
+                true,
+            ),
+            false,
+        ),
+        (
+            "same column, other left edge",
+            (
+                1,
+                Left,
+                140.0,
+                "the model is asked for the main problem, the",
+                false,
+                false,
+            ),
+            (
+                1,
+                Left,
+                50.0,
+                "main idea and the results of the paper.",
+                false,
+                true,
+            ),
+            false,
+        ),
+        (
+            "two pages on",
+            open,
+            (
+                3,
+                Left,
+                50.0,
+                "main idea and the results of the paper.",
+                false,
+                true,
+            ),
+            false,
+        ),
+    ];
+    let line = |(page, col, x0, text, short, para_start): Spot| layout::Line {
+        page,
+        col,
+        x0,
+        ..flow_line(text, 1.2, short, para_start)
+    };
+    for (name, before, after, moves) in cases {
+        let float_page = before.0;
+        let on_float_page = |text: &str, para_start: bool| layout::Line {
+            page: float_page,
+            ..flow_line(text, 2.0, true, para_start)
+        };
+        let mut lines = vec![
+            line((
+                before.0,
+                before.1,
+                before.2,
+                "A paragraph of running text starts on this line",
+                false,
+                true,
+            )),
+            line(before),
+            on_float_page("glyphs lines", true),
+            on_float_page(
+                "Figure 2: The stages of the pipeline, from glyphs to a summary.",
+                true,
+            ),
+            line(after),
+        ];
+        set_aside_interrupting_floats(&mut lines);
+        let aside: Vec<bool> = lines.iter().map(|l| l.footnote).collect();
+        assert_eq!(aside, [false, false, moves, moves, false], "{name}");
+    }
+}
+
+#[test]
+fn caption_starts() {
+    for (text, caption) in [
+        ("Figure 3: Results.", true),
+        ("Fig. 2. The overview of our framework.", true),
+        ("Table A.1 | Hyperparameters", true),
+        ("Table 12", true),
+        ("Figure 1 shows the stages of the pipeline.", false),
+        ("Tables 3 and 4 give samples.", false),
+        ("Figures are drawn as text.", false),
+    ] {
+        assert_eq!(is_caption_start(text), caption, "{text:?}");
+    }
+}
+
+/// The one-column LaTeX fixture (`examples/onecolumn-report.tex`): OT1 fonts without
+/// ToUnicode, TeX accents, wide margins (its running header sits below the page's top tenth),
+/// a footnote, a display equation, a table, a figure that floats into a sentence, an
+/// unnumbered section, references and an appendix after them.
+#[test]
+fn one_column_latex_report() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/onecolumn-report.pdf");
+    let doc = extract_file(Path::new(path)).expect("fixture extracts");
+    assert_eq!(
+        doc.title.as_deref(),
+        Some("Reading Papers Offline: Layout, Sections and Summaries on One Workstation")
+    );
+    assert_eq!(
+        doc.authors,
+        ["Thu Ha Pham", "Dragan Petrović", "Anaïs Lefèvre"]
+    );
+    assert!(
+        doc.abstract_text.as_deref().is_some_and(|a| a
+            .starts_with("Researchers who keep their reading private")
+            && a.ends_with("and the labels inside figures.")),
+        "{:?}",
+        doc.abstract_text
+    );
+    assert_eq!(
+        headings(&doc),
+        [
+            "1 Introduction",
+            "2 Extraction",
+            "2.1 Reading order",
+            "2.2 Hyphenation and ligatures",
+            "2.3 Headers, footers and footnotes",
+            "3 Measuring extraction",
+            "4 Summarisation",
+            "Limitations",
+            "5 Conclusion",
+            "A Settings used in the measurements",
+        ]
+    );
+    let appendix: Vec<bool> = doc.sections.iter().map(|s| s.appendix).collect();
+    assert_eq!(appendix.iter().filter(|&&a| a).count(), 1);
+    assert_eq!(appendix.last(), Some(&true));
+    assert_eq!(doc.references.len(), 4, "{:?}", doc.references);
+    assert!(doc.references[2].contains("D. Petrović and A. Lefèvre"));
+
+    let all = doc.body_text();
+    for want in [
+        // Hyphenated at line ends in the PDF: noth-ing, ex-tracted, Mathe-matical, accept-able.
+        "and nothing requires a producer",
+        "reference words R and extracted words E",
+        "Mathematical notation is kept",
+        "We consider all three acceptable",
+        // Broken at its own hyphen, and kept whole.
+        "a compound such as state-of-the-art must keep its hyphens",
+        // Ligatures from glyph names (no ToUnicode).
+        "the words first, efficient, office and baffled",
+        // The figure floats to the top of the next page, inside this sentence.
+        "It is asked for the main problem, the main idea, the main results",
+        // The footnote mark stays, the footnote itself does not cut the sentence.
+        "the notes that the reader adds afterwards.1 This makes the cost",
+    ] {
+        assert!(all.contains(want), "{want:?} not in {all}");
+    }
+    let summarisation = &section(&doc, "4 Summarisation").text;
+    assert!(!summarisation.contains("Figure 1:"), "{summarisation}");
+    let measuring = &section(&doc, "3 Measuring extraction").text;
+    assert!(
+        measuring.ends_with(
+            "Figure 1: The stages of the offline pipeline, from glyphs to a written summary."
+        ),
+        "{measuring}"
+    );
+    let introduction = &section(&doc, "1 Introduction").text;
+    assert!(
+        introduction.ends_with("instead of being guessed at."),
+        "{introduction}"
+    );
+    for leaked in [
+        "Reading Papers Offline",
+        "Technical Report",
+        "Tesseract",
+        "Breuel",
+    ] {
+        assert!(!all.contains(leaked), "{leaked:?} leaked into the body");
+    }
+    assert!(!all.contains(LIGATURES) && !all.contains('\u{FFFD}'));
+    assert!(
+        !all.contains(['\u{B4}', '\u{A8}', '\u{60}']),
+        "stray accent in {all}"
+    );
+    assert!(doc.warnings.is_empty(), "{:?}", doc.warnings);
 }
 
 /// Writes the seed corpus of the `pdf_extract` fuzz target into the folder named by
