@@ -100,8 +100,15 @@ pub enum PdfError {
     NotPdf { source_name: String, found: String },
     #[error("{source_name} is encrypted and cannot be opened without a password")]
     Encrypted { source_name: String },
-    #[error("{source_name} has no extractable text in {pages} pages (scanned or image-only PDF?)")]
-    NoText { source_name: String, pages: usize },
+    /// Fewer than a line's worth of letters: nothing to summarise.
+    #[error(
+        "{source_name} has too little text to read in {pages} pages ({letters} letters; scanned or image-only PDF?)"
+    )]
+    NoText {
+        source_name: String,
+        pages: usize,
+        letters: usize,
+    },
     #[error("{source_name} is a malformed PDF: {reason}")]
     Malformed { source_name: String, reason: String },
     /// A safety limit against hostile files (decompression bombs, absurd object counts).
@@ -243,6 +250,7 @@ fn extract_bytes_within(
         return Err(PdfError::NoText {
             source_name: source_name.to_string(),
             pages: raw.page_count,
+            letters,
         });
     }
     let body = layout::body_size(lines.iter());

@@ -257,7 +257,18 @@ fn time_limit() {
 fn pages_without_text_are_no_text() {
     let bytes = testpdf::build(&[vec![], vec![]], None, None);
     let err = extract_bytes(&bytes, "scan.pdf").expect_err("no text");
-    assert!(matches!(err, PdfError::NoText { pages: 2, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PdfError::NoText {
+                pages: 2,
+                letters: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("(0 letters;"), "{err}");
 }
 
 #[test]
