@@ -650,174 +650,38 @@ fn floats_are_set_aside_only_where_they_break_a_sentence() {
     // (page, column, x0, text, short, para_start) of the line before the float, and of the
     // line after it; whether the float moves.
     type Spot = (u32, layout::Col, f64, &'static str, bool, bool);
-    let open: Spot = (
+    const OPEN: &str = "the model is asked for the main problem, the";
+    const GOES_ON: &str = "main idea and the results of the paper.";
+    let open = |page, col, x0| -> Spot { (page, col, x0, OPEN, false, false) };
+    let goes_on = |page, col, x0| -> Spot { (page, col, x0, GOES_ON, false, true) };
+    let ended: Spot = (
         1,
         Right,
         300.0,
-        "the model is asked for the main problem, the",
+        "the model is asked for the main problem.",
         false,
         false,
     );
+    let capital: Spot = (
+        2,
+        Left,
+        50.0,
+        "Main idea and the results of the paper.",
+        false,
+        true,
+    );
+    let label: Spot = (1, Right, 300.0, OPEN, true, false);
+    #[rustfmt::skip]
     let cases: [(&str, Spot, Spot, bool); 9] = [
-        (
-            "next page, left column",
-            open,
-            (
-                2,
-                Left,
-                50.0,
-                "main idea and the results of the paper.",
-                false,
-                true,
-            ),
-            true,
-        ),
-        (
-            "down the same column",
-            (
-                1,
-                Left,
-                50.0,
-                "the model is asked for the main problem, the",
-                false,
-                false,
-            ),
-            (
-                1,
-                Left,
-                50.0,
-                "main idea and the results of the paper.",
-                false,
-                true,
-            ),
-            true,
-        ),
-        (
-            "left to right column",
-            (
-                1,
-                Left,
-                50.0,
-                "the model is asked for the main problem, the",
-                false,
-                false,
-            ),
-            (
-                1,
-                Right,
-                300.0,
-                "main idea and the results of the paper.",
-                false,
-                true,
-            ),
-            true,
-        ),
-        (
-            "sentence ended",
-            (
-                1,
-                Right,
-                300.0,
-                "the model is asked for the main problem here.",
-                false,
-                false,
-            ),
-            (
-                2,
-                Left,
-                50.0,
-                "main idea and the results of the paper.",
-                false,
-                true,
-            ),
-            false,
-        ),
-        (
-            "capital after",
-            open,
-            (
-                2,
-                Left,
-                50.0,
-                "Main idea and the results of the paper.",
-                false,
-                true,
-            ),
-            false,
-        ),
-        (
-            "short line before (a label)",
-            (
-                1,
-                Right,
-                300.0,
-                "the model is asked for the main problem, the",
-                true,
-                false,
-            ),
-            (
-                2,
-                Left,
-                50.0,
-                "main idea and the results of the paper.",
-                false,
-                true,
-            ),
-            false,
-        ),
-        (
-            "full-width table cell into a column",
-            (
-                1,
-                Full,
-                90.0,
-                "the model is asked for the main problem, the",
-                false,
-                false,
-            ),
-            (
-                1,
-                Left,
-                50.0,
-                "main idea and the results of the paper.",
-                false,
-                true,
-            ),
-            false,
-        ),
-        (
-            "same column, other left edge",
-            (
-                1,
-                Left,
-                140.0,
-                "the model is asked for the main problem, the",
-                false,
-                false,
-            ),
-            (
-                1,
-                Left,
-                50.0,
-                "main idea and the results of the paper.",
-                false,
-                true,
-            ),
-            false,
-        ),
-        (
-            "two pages on",
-            open,
-            (
-                3,
-                Left,
-                50.0,
-                "main idea and the results of the paper.",
-                false,
-                true,
-            ),
-            false,
-        ),
+        ("next page, left column", open(1, Right, 300.0), goes_on(2, Left, 50.0), true),
+        ("down the same column", open(1, Left, 50.0), goes_on(1, Left, 50.0), true),
+        ("left to right column", open(1, Left, 50.0), goes_on(1, Right, 300.0), true),
+        ("sentence ended", ended, goes_on(2, Left, 50.0), false),
+        ("capital after", open(1, Right, 300.0), capital, false),
+        ("short line before (a label)", label, goes_on(2, Left, 50.0), false),
+        ("full-width cell into a column", open(1, Full, 90.0), goes_on(1, Left, 50.0), false),
+        ("same column, other left edge", open(1, Left, 140.0), goes_on(1, Left, 50.0), false),
+        ("two pages on", open(1, Right, 300.0), goes_on(3, Left, 50.0), false),
     ];
     let line = |(page, col, x0, text, short, para_start): Spot| layout::Line {
         page,
