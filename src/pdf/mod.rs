@@ -39,7 +39,7 @@ pub use meta::find_arxiv_id;
 /// Fewer letters than this in the whole file means there is no text layer worth reading.
 const MIN_LETTERS: usize = 16;
 /// Bumped whenever extraction output changes, so cached extractions are redone.
-pub const EXTRACTOR_VERSION: u32 = 5;
+pub const EXTRACTOR_VERSION: u32 = 6;
 /// Files larger than this are refused before parsing (arXiv caps submissions at 50 MB).
 pub const MAX_BYTES: u64 = 100 * 1024 * 1024;
 /// Pages read at most; later pages are skipped with a warning (papers put what matters first).
@@ -299,10 +299,13 @@ fn extract_bytes_within(
         first_heading,
         references,
     } = structure::sections(&lines, body_from, body, &compounds);
-    let abstract_text = spot
-        .as_ref()
-        .map(|s| structure::abstract_text(&lines, s, first_heading, &compounds))
-        .filter(|a| !a.is_empty());
+    let (abstract_text, abstract_end) = match &spot {
+        Some(s) => {
+            let (text, end) = structure::abstract_and_end(&lines, s, first_heading, &compounds);
+            ((!text.is_empty()).then_some(text), end)
+        }
+        None => (None, body_from),
+    };
     if abstract_text.is_none() {
         warnings.push(format!("{source_name}: no abstract found"));
     }
@@ -332,10 +335,17 @@ fn extract_bytes_within(
     }
 
     if sections.is_empty() {
-        // Keep the text usable downstream even when no heading was recognised.
-        let start = first_heading.unwrap_or(body_from);
+        // Keep the text usable downstream even when no heading was recognised: all of it
+        // after the abstract, up to the reference list when one was found (then the only
+        // heading recognised).
+        let end = first_heading.unwrap_or(lines.len());
         let text = clean::join_lines_with(
-            lines.iter().skip(start).map(|l| l.text.as_str()),
+            lines
+                .get(abstract_end.min(end)..end)
+                .unwrap_or(&[])
+                .iter()
+                .filter(|l| !l.footnote)
+                .map(|l| l.text.as_str()),
             &compounds,
         );
         if !text.is_empty() {

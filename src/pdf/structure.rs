@@ -572,22 +572,25 @@ fn appendix_like(c: &Claim, n: &Numbering) -> bool {
 }
 
 /// Text of the abstract: from its heading (or run-in label) to the first section heading or
-/// a keywords-style line, at most `limit_page` pages in.
-pub(crate) fn abstract_text(
+/// a keywords-style line, at most `limit_page` pages in; and the index of the first line
+/// after it.
+pub(crate) fn abstract_and_end(
     lines: &[Line],
     spot: &AbstractSpot,
     end: Option<usize>,
     compounds: &Compounds,
-) -> String {
+) -> (String, usize) {
     let mut paras: Vec<Vec<&str>> = vec![Vec::new()];
     if let Some(first) = &spot.run_in {
         paras[0].push(first.as_str());
     }
     let start_page = lines.get(spot.heading).map_or(1, |l| l.page);
-    let stop = end.unwrap_or(lines.len());
-    for line in lines.iter().take(stop).skip(spot.heading + 1) {
+    let stop = end.unwrap_or(lines.len()).min(lines.len());
+    let mut after = stop.max(spot.heading + 1);
+    for (i, line) in lines.iter().enumerate().take(stop).skip(spot.heading + 1) {
         let lower = line.text.trim().to_lowercase();
         if line.page > start_page + 1 || ABSTRACT_STOPS.iter().any(|s| lower.starts_with(s)) {
+            after = i;
             break;
         }
         if line.footnote {
@@ -600,12 +603,13 @@ pub(crate) fn abstract_text(
             p.push(line.text.as_str());
         }
     }
-    paras
+    let text = paras
         .iter()
         .map(|p| join_lines_with(p.iter().copied(), compounds))
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
-        .join("\n\n")
+        .join("\n\n");
+    (text, after)
 }
 
 #[cfg(test)]
@@ -801,7 +805,7 @@ mod tests {
         let spot = find_abstract(&lines, 0).expect("abstract");
         assert_eq!(spot.heading, 1);
         assert_eq!(
-            abstract_text(&lines, &spot, None, &Compounds::default()),
+            abstract_and_end(&lines, &spot, None, &Compounds::default()).0,
             "We present a thing. It works."
         );
         let lines = vec![
@@ -811,7 +815,7 @@ mod tests {
         let spot = find_abstract(&lines, 0).expect("abstract");
         assert_eq!(spot.run_in, None);
         assert_eq!(
-            abstract_text(&lines, &spot, None, &Compounds::default()),
+            abstract_and_end(&lines, &spot, None, &Compounds::default()).0,
             "Text here."
         );
     }

@@ -233,6 +233,43 @@ fn bad_inputs_give_clear_errors() {
     assert!(matches!(missing, PdfError::Io { .. }) && missing.to_string().contains("paper.pdf"));
 }
 
+/// A paper whose only recognised heading is "References" keeps its body (after the abstract,
+/// before the list) as one section, not the reference list.
+#[test]
+fn body_without_headings_is_kept_up_to_the_references() {
+    let mut body: Vec<Part> = (0..40)
+        .map(|i| Part::Para(filler(&format!("part{i}"))))
+        .collect();
+    body.push(Part::Heading("References".into()));
+    body.push(Part::Para(
+        "A. Vaswani, N. Shazeer, and N. Parmar. 2017. Attention is all you need. In NeurIPS."
+            .into(),
+    ));
+    let pages = testpdf::paper(
+        &["A Paper Without Section Headings"],
+        "Ada Lovelace",
+        "We describe a paper whose body is a run of paragraphs with no headings at all.",
+        &body,
+        false,
+        None,
+    );
+    assert!(
+        pages.len() >= 4,
+        "the body must outrun the abstract's two pages"
+    );
+    let doc = extract_bytes(&testpdf::build(&pages, None, None), "flat.pdf").expect("extracts");
+    assert_eq!(headings(&doc), ["Body"], "{doc:#?}");
+    let text = &doc.sections[0].text;
+    assert!(text.contains("part39end."), "{text}");
+    assert!(!text.contains("Attention is all you need"), "{text}");
+    assert_eq!(doc.references.len(), 1, "{:?}", doc.references);
+    let all = doc.body_text();
+    assert!(
+        all.contains("part0end.") && all.contains("part12end."),
+        "{all}"
+    );
+}
+
 /// A file whose time ran out before any page was read is refused as over a limit, naming the
 /// limit; with time to spare the same file reads whole.
 #[test]
