@@ -25,6 +25,25 @@ use paperdigest::tools;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `println!` for the commands' output: a closed pipe (`paperdigest extract paper.pdf | head`)
+/// ends the program quietly, as it does other command-line tools, instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_stdout_line(format_args!($($arg)*))
+    };
+}
+
+fn write_stdout_line(line: std::fmt::Arguments) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = writeln!(stdout, "{line}") {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {error}");
+        std::process::exit(1);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
@@ -116,9 +135,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Extract(args) => {
             let document = paperdigest::pdf::extract_file(&args.file)?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&document)?);
+                out!("{}", serde_json::to_string_pretty(&document)?);
             } else {
-                println!("{}", document.body_text());
+                out!("{}", document.body_text());
             }
             for warning in &document.warnings {
                 tracing::warn!(file = %args.file.display(), "{warning}");
@@ -145,12 +164,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (registry, store) = app::model_catalog(&settings)?;
             match command {
                 ModelsCommand::List => {
-                    println!(
+                    out!(
                         "{:<30} {:<8} {:<8} {:>9}  STORED",
-                        "NAME", "ARCH", "QUANT", "SIZE"
+                        "NAME",
+                        "ARCH",
+                        "QUANT",
+                        "SIZE"
                     );
                     for entry in registry.entries() {
-                        println!(
+                        out!(
                             "{:<30} {:<8} {:<8} {:>7} MB  {}",
                             entry.name,
                             entry.architecture,
@@ -159,7 +181,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             if store.is_stored(entry) { "yes" } else { "no" }
                         );
                     }
-                    println!("\nstore: {}", store.root().display());
+                    out!("\nstore: {}", store.root().display());
                 }
                 ModelsCommand::Pull { name } => {
                     let entry = registry.get(name).with_context(|| {
@@ -172,7 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         &store,
                         &app::resolve_options(&settings, &display),
                     )?;
-                    println!("{}", resolved.path.display());
+                    out!("{}", resolved.path.display());
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -194,7 +216,7 @@ fn tokenize(cli: &Cli, args: &TokenizeArgs, display: &Display) -> anyhow::Result
     let ids = tokenizer
         .encode(&text)
         .with_context(|| format!("tokenizing with {}", resolved.path.display()))?;
-    println!("{}", tools::format_ids(&ids));
+    out!("{}", tools::format_ids(&ids));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -240,10 +262,11 @@ fn generate(cli: &Cli, args: &GenerateArgs, display: &Display) -> anyhow::Result
             let _ = stdout.flush();
         }
     })?;
+    drop(stdout);
     if json {
-        writeln!(stdout, "{}", tools::outcome_json(&outcome))?;
+        out!("{}", tools::outcome_json(&outcome));
     } else {
-        writeln!(stdout)?;
+        out!("");
     }
     tracing::info!(
         prompt_tokens = outcome.prompt_tokens.len(),
@@ -334,15 +357,15 @@ fn fetch(cli: &Cli, args: &FetchArgs, display: &Display) -> anyhow::Result<ExitC
             .as_ref()
             .map_or_else(|| "-".to_string(), ToString::to_string);
         match result {
-            Ok(pdf) => println!("ok      {id:<16} {}  ({})", meta.title, pdf.display()),
+            Ok(pdf) => out!("ok      {id:<16} {}  ({})", meta.title, pdf.display()),
             Err(error) => {
                 failed += 1;
-                println!("failed  {id:<16} {}: {error}", meta.title);
+                out!("failed  {id:<16} {}: {error}", meta.title);
             }
         }
     }
     if report.papers.is_empty() {
-        println!("no papers");
+        out!("no papers");
     }
     Ok(if failed > 0 {
         ExitCode::from(3)
@@ -388,15 +411,20 @@ fn bench_digest(cli: &Cli, args: &BenchDigestArgs, display: &Display) -> anyhow:
         command_line: command_line(),
     };
     let report = paperdigest::bench::run_digest_bench(&options, &settings, display)?;
-    println!(
+    out!(
         "{:<32} {:>8} {:>9} {:>9} {:>11} {:>9}  STATUS",
-        "MODEL", "QUALITY", "S/PAPER", "DECODE/S", "WELL-FORMED", "GROUNDED"
+        "MODEL",
+        "QUALITY",
+        "S/PAPER",
+        "DECODE/S",
+        "WELL-FORMED",
+        "GROUNDED"
     );
     let show = |v: Option<f64>, scale: f64, unit: &str| {
         v.map_or_else(|| "-".to_string(), |v| format!("{:.1}{unit}", v * scale))
     };
     for row in &report.models {
-        println!(
+        out!(
             "{:<32} {:>8} {:>9} {:>9} {:>11} {:>9}  {}",
             row.name,
             row.quality
@@ -408,7 +436,7 @@ fn bench_digest(cli: &Cli, args: &BenchDigestArgs, display: &Display) -> anyhow:
             row.error.as_deref().unwrap_or("ok")
         );
     }
-    println!("\nreport: {}", args.out.join("report.md").display());
+    out!("\nreport: {}", args.out.join("report.md").display());
     let failed = report.models.iter().any(|r| r.error.is_some());
     Ok(if failed {
         ExitCode::from(3)
@@ -463,9 +491,9 @@ fn bench_speed(cli: &Cli, args: &BenchSpeedArgs, display: &Display) -> anyhow::R
     let report = paperdigest::bench::measure_speed(&engine, &opts, load_seconds)?;
     spinner.finish_and_clear();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        out!(
             "{} ({}, {}, {:.0} MB) on {}, {} threads",
             report.model,
             report.architecture,
@@ -474,22 +502,27 @@ fn bench_speed(cli: &Cli, args: &BenchSpeedArgs, display: &Display) -> anyhow::R
             report.device,
             report.threads
         );
-        println!("load            {:>9.2} s", report.load_seconds);
-        println!(
+        out!("load            {:>9.2} s", report.load_seconds);
+        out!(
             "prefill {:>5}   {:>9.1} tok/s  (context {})",
-            report.prompt_tokens, report.prefill_tok_s, report.context
+            report.prompt_tokens,
+            report.prefill_tok_s,
+            report.context
         );
-        println!(
+        out!(
             "decode  {:>5}   {:>9.1} tok/s  (context {})",
-            report.gen_tokens, report.decode_tok_s, report.context
+            report.gen_tokens,
+            report.decode_tok_s,
+            report.context
         );
-        println!("time to first   {:>9.0} ms", report.ttft_ms);
+        out!("time to first   {:>9.0} ms", report.ttft_ms);
         match report.peak_rss_mb {
-            Some(mb) => println!(
+            Some(mb) => out!(
                 "peak RSS        {:>9.0} MB  (KV cache {:.0} MB)",
-                mb, report.kv_cache_mb
+                mb,
+                report.kv_cache_mb
             ),
-            None => println!("peak RSS        unknown on this platform"),
+            None => out!("peak RSS        unknown on this platform"),
         }
     }
     Ok(ExitCode::SUCCESS)

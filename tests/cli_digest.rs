@@ -205,3 +205,22 @@ fn malformed_or_missing_prompt_overrides_are_clear_errors() {
     assert!(text(&run).contains("no-such-prompts"), "{}", text(&run));
     assert!(!work.path("x.md").exists());
 }
+
+/// `paperdigest extract paper.pdf | head -1`: the reader goes away before the text is written;
+/// the command ends quietly with success, as other command-line tools do, and does not panic.
+#[test]
+fn output_into_a_closed_pipe_is_quiet() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paperdigest"))
+        .arg("extract")
+        .arg(example_pdf())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run paperdigest");
+    // Closing the read end before extraction ends makes the first write fail with EPIPE.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("paperdigest ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
