@@ -27,7 +27,8 @@
 //! the turning moved to load time. The interleaved form is 3% larger (unpacked scales).
 //!
 //! Where the CPU has AVX-512, prefill takes two row groups (sixteen rows) per 512-bit
-//! register, each lane doing what its AVX2 lane does. The activations are quantized to Q8_K by
+//! register, each lane doing what its AVX2 lane does; with AVX-512 VNNI, each group's integer
+//! dot product is one `vpdpbusd` (exact, as the i16 pair sums it replaces were). The activations are quantized to Q8_K by
 //! our AVX2 code, which gives candle's `from_float` blocks bit for bit.
 //!
 //! Candle takes the tiles only where the output width is a multiple of 16 and the input
@@ -62,6 +63,31 @@ pub(super) fn applies(dtype: GgmlDType, rows: usize, k: usize, m: usize) -> bool
     }
 }
 
+/// The prefill kernels a product runs on. All give the same results bit for bit; the tests
+/// run each one the CPU has.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// Eight weight rows per 256-bit register.
+    Avx2,
+    /// Sixteen rows per 512-bit register.
+    Avx512,
+    /// As `Avx512`, the integer dot products by AVX-512 VNNI.
+    Avx512Vnni,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Level {
+    /// The fastest this CPU has (AVX2 is the caller's guarantee).
+    fn best() -> Level {
+        match (avx512::available(), avx512::vnni_available()) {
+            (true, true) => Level::Avx512Vnni,
+            (true, false) => Level::Avx512,
+            _ => Level::Avx2,
+        }
+    }
+}
+
 /// `x · wᵀ` for `m` rows of `k` activations against the `rows` x `k` Q4_K or Q6_K weights
 /// in `bytes`, token-major, where [`applies`] holds. Q4_K groups are interleaved on the fly
 /// (see [`Q4KInterleaved`] for weights that keep that form).
@@ -78,13 +104,13 @@ pub(super) unsafe fn matmul(
     m: usize,
 ) -> candle_core::Result<Vec<f32>> {
     // SAFETY: the caller guarantees the CPU features; AVX-512 is checked.
-    unsafe { matmul_on(dtype, bytes, rows, k, x, m, avx512::available()) }
+    unsafe { matmul_on(dtype, bytes, rows, k, x, m, Level::best()) }
 }
 
-/// [`matmul`], with Q6_K prefill on the sixteen-row AVX-512 kernel if `wide`.
+/// [`matmul`], with Q6_K prefill on the kernels of `level`.
 ///
 /// # Safety
-/// The CPU must have AVX2, FMA and F16C, and AVX-512 F and BW if `wide`.
+/// The CPU must have AVX2, FMA and F16C, and what `level` names.
 #[cfg(target_arch = "x86_64")]
 unsafe fn matmul_on(
     dtype: GgmlDType,
@@ -93,7 +119,7 @@ unsafe fn matmul_on(
     k: usize,
     x: &[f32],
     m: usize,
-    wide: bool,
+    level: Level,
 ) -> candle_core::Result<Vec<f32>> {
     if !applies(dtype, rows, k, m) || x.len() != m * k {
         candle_core::bail!("no {dtype:?} tile path for {rows}x{k} weights and {m} rows");
@@ -120,7 +146,8 @@ unsafe fn matmul_on(
         _ => {
             let w = super::blocks_of_size::<BlockQ6K>(bytes, rows, k, QK_K)?;
             let group = |g: usize| Cow::Borrowed(&w[g * ROW_GROUP * kb..(g + 1) * ROW_GROUP * kb]);
-            if wide && m > 1 && (rows / ROW_GROUP).is_multiple_of(2) {
+            if level != Level::Avx2 && m > 1 && (rows / ROW_GROUP).is_multiple_of(2) {
+                let vnni = level == Level::Avx512Vnni;
                 return Ok(run_groups(
                     group,
                     2,
@@ -128,7 +155,13 @@ unsafe fn matmul_on(
                     kb,
                     acts,
                     m,
-                    |w, a, acc| unsafe { avx512::q6k_rows_x16(&w[0], &w[1], kb, a, acc) },
+                    |w, a, acc| unsafe {
+                        if vnni {
+                            avx512::q6k_rows_x16_vnni(&w[0], &w[1], kb, a, acc)
+                        } else {
+                            avx512::q6k_rows_x16(&w[0], &w[1], kb, a, acc)
+                        }
+                    },
                 ));
             }
             Ok(run_single_groups(
@@ -180,16 +213,16 @@ impl Q4KInterleaved {
     #[cfg(target_arch = "x86_64")]
     pub(super) unsafe fn matmul(&self, x: &[f32], m: usize) -> candle_core::Result<Vec<f32>> {
         // SAFETY: the caller guarantees the CPU features.
-        unsafe { self.matmul_on(x, m, avx512::available()) }
+        unsafe { self.matmul_on(x, m, Level::best()) }
     }
 
-    /// [`Q4KInterleaved::matmul`], with prefill on the sixteen-row AVX-512 kernel if `wide`
-    /// (same results: the lanes do the same operations in the same order).
+    /// [`Q4KInterleaved::matmul`], with prefill on the kernels of `level` (same results: the
+    /// lanes do the same operations in the same order).
     ///
     /// # Safety
-    /// The CPU must have AVX2, FMA and F16C, and AVX-512 F and BW if `wide`.
+    /// The CPU must have AVX2, FMA and F16C, and what `level` names.
     #[cfg(target_arch = "x86_64")]
-    unsafe fn matmul_on(&self, x: &[f32], m: usize, wide: bool) -> candle_core::Result<Vec<f32>> {
+    unsafe fn matmul_on(&self, x: &[f32], m: usize, level: Level) -> candle_core::Result<Vec<f32>> {
         let (rows, k) = (self.rows, self.k);
         if x.len() != m * k {
             candle_core::bail!("{} activations for {m} rows of {k}", x.len());
@@ -197,7 +230,8 @@ impl Q4KInterleaved {
         let acts = &quantize_q8k(x, k, m);
         let kb = k / QK_K;
         let group = |g: usize| Cow::Borrowed(&self.blocks[g * kb..(g + 1) * kb]);
-        if wide && m > 1 && (rows / ROW_GROUP).is_multiple_of(2) {
+        if level != Level::Avx2 && m > 1 && (rows / ROW_GROUP).is_multiple_of(2) {
+            let vnni = level == Level::Avx512Vnni;
             // SAFETY: the caller guarantees the CPU features.
             return Ok(run_groups(
                 group,
@@ -206,7 +240,13 @@ impl Q4KInterleaved {
                 kb,
                 acts,
                 m,
-                |w, a, acc| unsafe { avx512::q4k_rows_x16(&w[0], &w[1], a, acc) },
+                |w, a, acc| unsafe {
+                    if vnni {
+                        avx512::q4k_rows_x16_vnni(&w[0], &w[1], a, acc)
+                    } else {
+                        avx512::q4k_rows_x16(&w[0], &w[1], a, acc)
+                    }
+                },
             ));
         }
         // SAFETY: the caller guarantees the CPU features.
@@ -833,6 +873,11 @@ mod avx512 {
         is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
     }
 
+    /// Whether this CPU runs [`q4k_rows_x16_vnni`].
+    pub(super) fn vnni_available() -> bool {
+        available() && is_x86_feature_detected!("avx512vnni")
+    }
+
     /// `avx2::q4k_rows` for the row groups `wa` and `wb` at once: activation row `i`'s outputs
     /// for `wa` go to `out[2i]`, for `wb` to `out[2i + 1]`. Several activation rows only.
     #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
@@ -842,52 +887,96 @@ mod avx512 {
         acts: &[&[BlockQ8K]],
         out: &mut [[f32; ROW_GROUP]],
     ) {
-        assert!(wa.len() == wb.len() && acts.len() <= ACT_TILE && out.len() >= 2 * acts.len());
-        let mask = _mm512_set1_epi8(0x0f);
-        let ones = _mm512_set1_epi16(1);
-        let mut acc = [_mm512_setzero_ps(); ACT_TILE];
-        for (block, (a, b)) in wa.iter().zip(wb).enumerate() {
-            let d = f16x16(&a.d, &b.d);
-            let dmin = f16x16(&a.dmin, &b.dmin);
-            let mut scales = [_mm512_setzero_ps(); 8];
-            let mut mins = [_mm512_setzero_ps(); 8];
-            for sub in 0..8 {
-                scales[sub] = _mm512_mul_ps(d, u8x16_to_f32(&a.scales[sub], &b.scales[sub]));
-                mins[sub] = _mm512_mul_ps(dmin, u8x16_to_f32(&a.mins[sub], &b.mins[sub]));
-            }
-            // lanes[sub][g]: group g of sub-block `sub`, rows of `wa` then of `wb` (filled as in
-            // `avx2::q4k_rows`).
-            let mut lanes = [[std::mem::MaybeUninit::<__m512i>::uninit(); 8]; 8];
-            for at in 0..32 {
-                let (pair, g) = (at / 8, at % 8);
-                let q = join(load256(&a.qs[at]), load256(&b.qs[at]));
-                lanes[2 * pair][g].write(_mm512_and_si512(q, mask));
-                lanes[2 * pair + 1][g].write(_mm512_and_si512(_mm512_srli_epi16(q, 4), mask));
-            }
-            // SAFETY: the loop wrote all 64 items (32 positions, two sub-blocks each).
-            let lanes = unsafe { &*(&raw const lanes).cast::<[[__m512i; 8]; 8]>() };
-            for (acc, act) in acc.iter_mut().zip(acts) {
-                let act = &act[block];
-                let dall = _mm512_set1_ps(act.d);
-                for (sub, lanes) in lanes.iter().enumerate() {
-                    let mut pairs = _mm512_setzero_si512();
-                    for (g, q) in lanes.iter().enumerate() {
-                        let x = broadcast_group(&act.qs, sub * 32 + 4 * g);
-                        pairs = _mm512_add_epi16(pairs, _mm512_maddubs_epi16(*q, x));
+        // SAFETY: this function has the features the body needs without VNNI.
+        unsafe { q4k_rows_x16_with::<false>(wa, wb, acts, out) }
+    }
+
+    /// [`q4k_rows_x16`] with its integer dot products by AVX-512 VNNI: one `vpdpbusd` per
+    /// group of four quants, in place of a multiply-add into i16 pairs, an i16 add and a
+    /// widening to i32 per sub-block. Both sums are exact (eight groups of 4-bit weights
+    /// times 8-bit activations stay within an i16 pair: 8 · 2 · 15 · 128 < 32768), so the
+    /// results are the same bit for bit.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    pub(super) fn q4k_rows_x16_vnni(
+        wa: &[BlockQ4KX8],
+        wb: &[BlockQ4KX8],
+        acts: &[&[BlockQ8K]],
+        out: &mut [[f32; ROW_GROUP]],
+    ) {
+        // SAFETY: this function has every feature the body needs.
+        unsafe { q4k_rows_x16_with::<true>(wa, wb, acts, out) }
+    }
+
+    /// The body of [`q4k_rows_x16`] and [`q4k_rows_x16_vnni`], inlined into each.
+    ///
+    /// # Safety
+    /// The CPU must have the features of [`q4k_rows_x16`], and AVX-512 VNNI if `VNNI`.
+    #[inline(always)]
+    unsafe fn q4k_rows_x16_with<const VNNI: bool>(
+        wa: &[BlockQ4KX8],
+        wb: &[BlockQ4KX8],
+        acts: &[&[BlockQ8K]],
+        out: &mut [[f32; ROW_GROUP]],
+    ) {
+        // SAFETY: the caller guarantees the CPU features.
+        unsafe {
+            assert!(wa.len() == wb.len() && acts.len() <= ACT_TILE && out.len() >= 2 * acts.len());
+            let mask = _mm512_set1_epi8(0x0f);
+            let ones = _mm512_set1_epi16(1);
+            let mut acc = [_mm512_setzero_ps(); ACT_TILE];
+            for (block, (a, b)) in wa.iter().zip(wb).enumerate() {
+                let d = f16x16(&a.d, &b.d);
+                let dmin = f16x16(&a.dmin, &b.dmin);
+                let mut scales = [_mm512_setzero_ps(); 8];
+                let mut mins = [_mm512_setzero_ps(); 8];
+                for sub in 0..8 {
+                    scales[sub] = _mm512_mul_ps(d, u8x16_to_f32(&a.scales[sub], &b.scales[sub]));
+                    mins[sub] = _mm512_mul_ps(dmin, u8x16_to_f32(&a.mins[sub], &b.mins[sub]));
+                }
+                // lanes[sub][g]: group g of sub-block `sub`, rows of `wa` then of `wb` (filled as in
+                // `avx2::q4k_rows`).
+                let mut lanes = [[std::mem::MaybeUninit::<__m512i>::uninit(); 8]; 8];
+                for at in 0..32 {
+                    let (pair, g) = (at / 8, at % 8);
+                    let q = join(load256(&a.qs[at]), load256(&b.qs[at]));
+                    lanes[2 * pair][g].write(_mm512_and_si512(q, mask));
+                    lanes[2 * pair + 1][g].write(_mm512_and_si512(_mm512_srli_epi16(q, 4), mask));
+                }
+                // SAFETY: the loop wrote all 64 items (32 positions, two sub-blocks each).
+                let lanes = &*(&raw const lanes).cast::<[[__m512i; 8]; 8]>();
+                for (acc, act) in acc.iter_mut().zip(acts) {
+                    let act = &act[block];
+                    let dall = _mm512_set1_ps(act.d);
+                    for (sub, lanes) in lanes.iter().enumerate() {
+                        let isum = if VNNI {
+                            let mut isum = _mm512_setzero_si512();
+                            for (g, q) in lanes.iter().enumerate() {
+                                let x = broadcast_group(&act.qs, sub * 32 + 4 * g);
+                                isum = _mm512_dpbusd_epi32(isum, *q, x);
+                            }
+                            isum
+                        } else {
+                            let mut pairs = _mm512_setzero_si512();
+                            for (g, q) in lanes.iter().enumerate() {
+                                let x = broadcast_group(&act.qs, sub * 32 + 4 * g);
+                                pairs = _mm512_add_epi16(pairs, _mm512_maddubs_epi16(*q, x));
+                            }
+                            _mm512_madd_epi16(pairs, ones)
+                        };
+                        *acc = _mm512_fmadd_ps(
+                            _mm512_cvtepi32_ps(isum),
+                            _mm512_mul_ps(scales[sub], dall),
+                            *acc,
+                        );
+                        let bsum = (i32::from(act.bsums[sub * 2])
+                            + i32::from(act.bsums[sub * 2 + 1]))
+                            as f32;
+                        *acc = _mm512_fnmadd_ps(mins[sub], _mm512_set1_ps(act.d * bsum), *acc);
                     }
-                    let isum = _mm512_madd_epi16(pairs, ones);
-                    *acc = _mm512_fmadd_ps(
-                        _mm512_cvtepi32_ps(isum),
-                        _mm512_mul_ps(scales[sub], dall),
-                        *acc,
-                    );
-                    let bsum =
-                        (i32::from(act.bsums[sub * 2]) + i32::from(act.bsums[sub * 2 + 1])) as f32;
-                    *acc = _mm512_fnmadd_ps(mins[sub], _mm512_set1_ps(act.d * bsum), *acc);
                 }
             }
+            store_pairs(&acc[..acts.len()], out);
         }
-        store_pairs(&acc[..acts.len()], out);
     }
 
     /// `avx2::q6k_rows` for the row groups `wa` and `wb` (`kb` blocks per row) at once, with
@@ -900,50 +989,88 @@ mod avx512 {
         acts: &[&[BlockQ8K]],
         out: &mut [[f32; ROW_GROUP]],
     ) {
-        assert!(acts.len() <= ACT_TILE && out.len() >= 2 * acts.len());
-        let ones = _mm512_set1_epi16(1);
-        let mut acc = [_mm512_setzero_ps(); ACT_TILE];
-        for b in 0..kb {
-            let (scales_a, lanes_a) = avx2::q6k_prepare(wa, kb, b);
-            let (scales_b, lanes_b) = avx2::q6k_prepare(wb, kb, b);
-            let mut scales = [_mm512_setzero_ps(); 16];
-            for (sub, scale) in scales.iter_mut().enumerate() {
-                *scale = join_ps(scales_a[sub], scales_b[sub]);
-            }
-            let mut lanes = [[std::mem::MaybeUninit::<__m512i>::uninit(); 8]; 8];
-            for (pair, lanes) in lanes.iter_mut().enumerate() {
-                for (g, lane) in lanes.iter_mut().enumerate() {
-                    lane.write(join(lanes_a[pair][g], lanes_b[pair][g]));
+        // SAFETY: this function has the features the body needs without VNNI.
+        unsafe { q6k_rows_x16_with::<false>(wa, wb, kb, acts, out) }
+    }
+
+    /// [`q6k_rows_x16`] with its integer dot products by AVX-512 VNNI, as in
+    /// [`q4k_rows_x16_vnni`] (two groups of 6-bit weights stay within an i16 pair:
+    /// 2 · 2 · 63 · 128 < 32768, so both sums are exact).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+    pub(super) fn q6k_rows_x16_vnni(
+        wa: &[BlockQ6K],
+        wb: &[BlockQ6K],
+        kb: usize,
+        acts: &[&[BlockQ8K]],
+        out: &mut [[f32; ROW_GROUP]],
+    ) {
+        // SAFETY: this function has every feature the body needs.
+        unsafe { q6k_rows_x16_with::<true>(wa, wb, kb, acts, out) }
+    }
+
+    /// The body of [`q6k_rows_x16`] and [`q6k_rows_x16_vnni`], inlined into each.
+    ///
+    /// # Safety
+    /// The CPU must have the features of [`q6k_rows_x16`], and AVX-512 VNNI if `VNNI`.
+    #[inline(always)]
+    unsafe fn q6k_rows_x16_with<const VNNI: bool>(
+        wa: &[BlockQ6K],
+        wb: &[BlockQ6K],
+        kb: usize,
+        acts: &[&[BlockQ8K]],
+        out: &mut [[f32; ROW_GROUP]],
+    ) {
+        // SAFETY: the caller guarantees the CPU features.
+        unsafe {
+            assert!(acts.len() <= ACT_TILE && out.len() >= 2 * acts.len());
+            let ones = _mm512_set1_epi16(1);
+            let mut acc = [_mm512_setzero_ps(); ACT_TILE];
+            for b in 0..kb {
+                let (scales_a, lanes_a) = avx2::q6k_prepare(wa, kb, b);
+                let (scales_b, lanes_b) = avx2::q6k_prepare(wb, kb, b);
+                let mut scales = [_mm512_setzero_ps(); 16];
+                for (sub, scale) in scales.iter_mut().enumerate() {
+                    *scale = join_ps(scales_a[sub], scales_b[sub]);
                 }
-            }
-            // SAFETY: the loops wrote all 64 items.
-            let lanes = unsafe { &*(&raw const lanes).cast::<[[__m512i; 8]; 8]>() };
-            for (acc, act) in acc.iter_mut().zip(acts) {
-                let act = &act[b];
-                let dall = _mm512_set1_ps(act.d);
-                for (pair, lanes) in lanes.iter().enumerate() {
-                    let first = 32 * pair;
-                    for half in 0..2 {
-                        let group = |g: usize| {
-                            let x = broadcast_group(&act.qs, first + 4 * g);
-                            _mm512_maddubs_epi16(lanes[g], x)
-                        };
-                        let g = 4 * half;
-                        let front = _mm512_add_epi16(group(g), group(g + 1));
-                        let back = _mm512_add_epi16(group(g + 2), group(g + 3));
-                        let isum = _mm512_add_epi32(
-                            _mm512_madd_epi16(front, ones),
-                            _mm512_madd_epi16(back, ones),
-                        );
-                        let sub = 2 * pair + half;
-                        let bias = _mm512_set1_ps(32.0 * f32::from(act.bsums[sub]));
-                        let f = _mm512_sub_ps(_mm512_cvtepi32_ps(isum), bias);
-                        *acc = _mm512_fmadd_ps(f, _mm512_mul_ps(scales[sub], dall), *acc);
+                let mut lanes = [[std::mem::MaybeUninit::<__m512i>::uninit(); 8]; 8];
+                for (pair, lanes) in lanes.iter_mut().enumerate() {
+                    for (g, lane) in lanes.iter_mut().enumerate() {
+                        lane.write(join(lanes_a[pair][g], lanes_b[pair][g]));
+                    }
+                }
+                // SAFETY: the loops wrote all 64 items.
+                let lanes = &*(&raw const lanes).cast::<[[__m512i; 8]; 8]>();
+                for (acc, act) in acc.iter_mut().zip(acts) {
+                    let act = &act[b];
+                    let dall = _mm512_set1_ps(act.d);
+                    for (pair, lanes) in lanes.iter().enumerate() {
+                        let first = 32 * pair;
+                        for half in 0..2 {
+                            let g = 4 * half;
+                            let x = |g: usize| broadcast_group(&act.qs, first + 4 * g);
+                            let isum = if VNNI {
+                                (g..g + 4).fold(_mm512_setzero_si512(), |isum, g| {
+                                    _mm512_dpbusd_epi32(isum, lanes[g], x(g))
+                                })
+                            } else {
+                                let group = |g: usize| _mm512_maddubs_epi16(lanes[g], x(g));
+                                let front = _mm512_add_epi16(group(g), group(g + 1));
+                                let back = _mm512_add_epi16(group(g + 2), group(g + 3));
+                                _mm512_add_epi32(
+                                    _mm512_madd_epi16(front, ones),
+                                    _mm512_madd_epi16(back, ones),
+                                )
+                            };
+                            let sub = 2 * pair + half;
+                            let bias = _mm512_set1_ps(32.0 * f32::from(act.bsums[sub]));
+                            let f = _mm512_sub_ps(_mm512_cvtepi32_ps(isum), bias);
+                            *acc = _mm512_fmadd_ps(f, _mm512_mul_ps(scales[sub], dall), *acc);
+                        }
                     }
                 }
             }
+            store_pairs(&acc[..acts.len()], out);
         }
-        store_pairs(&acc[..acts.len()], out);
     }
 
     /// Each 16-lane accumulator `i` as `out[2i]` (low eight) and `out[2i + 1]` (high eight).
@@ -1059,6 +1186,16 @@ mod tests {
             return;
         }
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        // Every prefill kernel this CPU has: they must agree exactly.
+        let levels: Vec<Level> = [Level::Avx2, Level::Avx512, Level::Avx512Vnni]
+            .into_iter()
+            .filter(|&level| match level {
+                Level::Avx2 => true,
+                Level::Avx512 => avx512::available(),
+                Level::Avx512Vnni => avx512::vnni_available(),
+            })
+            .collect();
+        println!("prefill kernels tested: {levels:?}");
         for (dtype, rows, k) in [
             (GgmlDType::Q4K, 48, 512),
             (GgmlDType::Q4K, 16, 1024),
@@ -1081,23 +1218,21 @@ mod tests {
                 let xt = Tensor::from_vec(x, (m, k), &Device::Cpu).unwrap();
                 let theirs = candle.forward(&xt).unwrap().flatten_all().unwrap();
                 let theirs = theirs.to_vec1::<f32>().unwrap();
-                // Both prefill kernels where this CPU has them: they must agree exactly.
-                for wide in [false, avx512::available()] {
-                    // SAFETY: the CPU features were checked above; AVX-512 where available.
-                    let ours = unsafe { matmul_on(dtype, &bytes, rows, k, &x_copy, m, wide) };
+                for &level in &levels {
+                    // SAFETY: the CPU features were checked above, the levels are the CPU's.
+                    let ours = unsafe { matmul_on(dtype, &bytes, rows, k, &x_copy, m, level) };
                     let ours = ours.unwrap();
-                    let what = format!("{dtype:?} {rows}x{k} m={m} avx512={wide}");
+                    let what = format!("{dtype:?} {rows}x{k} m={m} {level:?}");
                     assert_eq!(bits(&ours), bits(&theirs), "{what}");
                 }
                 if let Some(w) = &interleaved {
-                    // Both prefill kernels where this CPU has them: they must agree exactly.
-                    for wide in [false, avx512::available()] {
-                        // SAFETY: as above, and AVX-512 only where available.
-                        let ours = unsafe { w.matmul_on(&x_copy, m, wide) }.unwrap();
+                    for &level in &levels {
+                        // SAFETY: as above.
+                        let ours = unsafe { w.matmul_on(&x_copy, m, level) }.unwrap();
                         assert_eq!(
                             bits(&ours),
                             bits(&theirs),
-                            "interleaved {rows}x{k} m={m} avx512={wide}"
+                            "interleaved {rows}x{k} m={m} {level:?}"
                         );
                     }
                 }
