@@ -201,7 +201,11 @@ fn product(
                 let span = kquants::ROW_GROUP * kb;
                 std::borrow::Cow::Borrowed(&w[g * span..(g + 1) * span])
             };
-            kquants::run_groups(group, 1, rows, kb, &xq, m, |w, acts, out| unsafe {
+            let tile = kquants::Tile {
+                groups: 1,
+                acts: kquants::ACT_TILE,
+            };
+            kquants::run_groups(group, tile, rows, kb, &xq, m, |w, acts, out| unsafe {
                 avx2::q5_0_rows8(&w[0], kb, acts, out)
             })
         }
