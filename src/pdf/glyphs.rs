@@ -302,18 +302,29 @@ struct Captured {
 }
 
 impl Captured {
-    fn timed_out(page: &Prepared) -> Captured {
+    /// `page` (no glyphs) not read because the time limit ran out.
+    fn timed_out(page: RawPage) -> Captured {
         Captured {
-            page: RawPage {
-                number: page.number,
-                width: page.media.width,
-                height: page.media.height,
-                ..RawPage::default()
-            },
+            page,
             dropped: 0,
             failure: None,
             timed_out: true,
         }
+    }
+
+    /// Each prepared page of a run the time limit cut short.
+    fn run_timed_out(pages: &[Prepared]) -> Vec<Captured> {
+        pages
+            .iter()
+            .map(|p| {
+                Captured::timed_out(RawPage {
+                    number: p.number,
+                    width: p.media.width,
+                    height: p.media.height,
+                    ..RawPage::default()
+                })
+            })
+            .collect()
     }
 }
 
@@ -624,12 +635,12 @@ fn capture_run(
     deadline: Instant,
 ) -> Option<Vec<Captured>> {
     if Instant::now() >= deadline {
-        return Some(pages.iter().map(Captured::timed_out).collect());
+        return Some(Captured::run_timed_out(pages));
     }
     let mut dev = Collector::for_run(pages, *budget, deadline);
     let result = guarded(|| pdf_extract::output_doc_page(doc, &mut dev, pages[0].number));
     if dev.timed_out {
-        return Some(pages.iter().map(Captured::timed_out).collect());
+        return Some(Captured::run_timed_out(pages));
     }
     if !matches!(result, Ok(Ok(()))) || !dev.complete() {
         return None;
@@ -640,22 +651,19 @@ fn capture_run(
 
 /// Reads one page alone, falling back to lopdf's plain text when positioned extraction fails.
 fn capture_alone(doc: &LoDocument, number: u32, budget: &mut usize, deadline: Instant) -> Captured {
-    let skipped = Captured {
-        page: RawPage {
+    let skipped = || {
+        Captured::timed_out(RawPage {
             number,
             ..RawPage::default()
-        },
-        dropped: 0,
-        failure: None,
-        timed_out: true,
+        })
     };
     if Instant::now() >= deadline {
-        return skipped;
+        return skipped();
     }
     let mut dev = Collector::for_page(*budget, deadline);
     let positioned = guarded(|| pdf_extract::output_doc_page(doc, &mut dev, number));
     if dev.timed_out {
-        return skipped;
+        return skipped();
     }
     *budget = dev.budget;
     let failure = match positioned {

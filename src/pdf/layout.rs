@@ -510,15 +510,19 @@ fn remove_margins(pages: &mut [(Vec<Line>, &RawPage)], body: f64) {
             continue;
         }
         lines.retain(|l| {
-            let k = key(l);
-            if in_band(l, p) {
-                return !(repeated_in_band(&k)
-                    || repeated_at_edge(&k)
-                    || (is_page_number(&l.text) && l.size <= 1.3 * body));
+            let band = in_band(l, p);
+            if !band && !at_edge(l, edge) {
+                return true;
             }
-            // A page number alone at the foot of the page, however high the foot is.
-            let foot_number = l.y >= edge.1 && is_page_number(&l.text) && l.size <= 1.3 * body;
-            !(foot_number || at_edge(l, edge) && repeated_at_edge(&k))
+            let page_number = is_page_number(&l.text) && l.size <= 1.3 * body;
+            let k = key(l);
+            let margin = if band {
+                repeated_in_band(&k) || repeated_at_edge(&k) || page_number
+            } else {
+                // A page number alone at the foot of the page, however high the foot is.
+                repeated_at_edge(&k) || (page_number && l.y >= edge.1)
+            };
+            !margin
         });
     }
 }

@@ -403,7 +403,7 @@ pub(super) fn run_groups<'w, W: Clone + Sync + 'w, X: Sync>(
     kernel: impl Fn(&[Cow<'w, [W]>], &[&[X]], &mut [[f32; ROW_GROUP]]) + Sync,
 ) -> Vec<f32> {
     let per_unit = tile.groups;
-    let tile = tile.acts.clamp(1, ACT_TILE_WIDE);
+    let act_tile = tile.acts.clamp(1, ACT_TILE_WIDE);
     let mut out = vec![0f32; m * rows];
     // Span `i * groups + group` is activation row i's outputs for weight row group `group`.
     let spans = RowsOut::new(&mut out, ROW_GROUP);
@@ -411,7 +411,7 @@ pub(super) fn run_groups<'w, W: Clone + Sync + 'w, X: Sync>(
     let units = groups / per_unit;
     let chunks = m.div_ceil(ACT_CHUNK);
     for_chunks(chunks * units, |range| {
-        let mut acc = vec![[0f32; ROW_GROUP]; tile * per_unit];
+        let mut acc = vec![[0f32; ROW_GROUP]; act_tile * per_unit];
         for job in range {
             let (chunk, unit) = (job / units, job % units);
             let first_group = unit * per_unit;
@@ -419,8 +419,8 @@ pub(super) fn run_groups<'w, W: Clone + Sync + 'w, X: Sync>(
                 .map(&group_weights)
                 .collect();
             let chunk_end = ((chunk + 1) * ACT_CHUNK).min(m);
-            for first in (chunk * ACT_CHUNK..chunk_end).step_by(tile) {
-                let last = (first + tile).min(chunk_end);
+            for first in (chunk * ACT_CHUNK..chunk_end).step_by(act_tile) {
+                let last = (first + act_tile).min(chunk_end);
                 let mut tile_rows: [&[X]; ACT_TILE_WIDE] = [&[]; ACT_TILE_WIDE];
                 for (slot, i) in tile_rows.iter_mut().zip(first..last) {
                     *slot = &acts[i * kb..(i + 1) * kb];
