@@ -80,6 +80,7 @@ fn bench_engine(c: &mut Criterion) {
         let options = LoadOptions {
             device: DeviceChoice::Cpu,
             context: Some(PROMPT_TOKENS + 64),
+            kv_cache: Default::default(),
         };
         let engine = match Engine::load(&path, &options) {
             Ok(engine) => engine,

@@ -112,6 +112,7 @@ fn bench_write_summary(c: &mut Criterion) {
         &LoadOptions {
             device: DeviceChoice::Cpu,
             context: None,
+            kv_cache: Default::default(),
         },
     )
     .expect("tiny model loads");

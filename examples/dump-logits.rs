@@ -2,20 +2,25 @@
 //! `scripts/logit-distance.sh` can measure how far our forward pass is from llama.cpp's on a
 //! real model: one prefill of the first ids, then one decoded token at a time.
 //!
-//! Usage: `cargo run --release --example dump-logits -- MODEL.gguf PREFILL_IDS [DECODE_IDS]`
-//! (ids comma-separated).
+//! Usage: `cargo run --release --example dump-logits -- [--kv-cache f16] MODEL.gguf PREFILL_IDS
+//! [DECODE_IDS]` (ids comma-separated; the cache is f32 unless told).
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use paperdigest::llm::{Engine, LoadOptions};
+use paperdigest::llm::{Engine, KvCacheType, LoadOptions};
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut kv_cache = KvCacheType::F32;
+    if args.first().is_some_and(|a| a == "--kv-cache") && args.len() > 1 {
+        kv_cache = args[1].parse().map_err(anyhow::Error::msg)?;
+        args.drain(..2);
+    }
     let (model, prefill, decode) = match args.as_slice() {
         [model, prefill] => (model, ids(prefill)?, Vec::new()),
         [model, prefill, decode] => (model, ids(prefill)?, ids(decode)?),
-        _ => bail!("usage: dump-logits MODEL.gguf PREFILL_IDS [DECODE_IDS]"),
+        _ => bail!("usage: dump-logits [--kv-cache f16] MODEL.gguf PREFILL_IDS [DECODE_IDS]"),
     };
     if prefill.is_empty() {
         bail!("no prefill ids");
@@ -23,6 +28,7 @@ fn main() -> anyhow::Result<()> {
     let options = LoadOptions {
         device: Default::default(),
         context: Some(prefill.len() + decode.len() + 16),
+        kv_cache,
     };
     let engine = Engine::load(&PathBuf::from(model), &options)?;
     let mut session = engine.new_session()?;

@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
 # Engine speed against llama.cpp on the same GGUF file, in one run: llama-bench and
 # `paperdigest bench speed` alternate on each model, and the ratios are printed.
-# Usage: scripts/bench-vs-llamacpp.sh [--threads N] [--depth D] MODEL.gguf...
-#   --depth D  also measure decode with D tokens already in the context (llama-bench -d).
+# Usage: scripts/bench-vs-llamacpp.sh [--threads N] [--depth D] [--kv-cache T] MODEL.gguf...
+#   --depth D     also measure decode with D tokens already in the context (llama-bench -d).
+#   --kv-cache T  our attention cache, f16 (default) or f32; llama-bench keeps its default, f16.
 # llama.cpp is built by ../shared/tools/llamacpp-anchor.sh (once, ~10 minutes) unless
 # LLAMACPP_BIN names a folder holding llama-bench.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 threads=2
 depth=0
+kv_cache=f16
 models=()
 while (($#)); do
   case $1 in
     --threads) threads=$2; shift 2 ;;
     --depth) depth=$2; shift 2 ;;
-    -h|--help) sed -n 2,8p "$0"; exit 0 ;;
+    --kv-cache) kv_cache=$2; shift 2 ;;
+    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
     *) models+=("$1"); shift ;;
   esac
 done
-((${#models[@]})) || { echo "usage: $0 [--threads N] [--depth D] MODEL.gguf..." >&2; exit 2; }
+((${#models[@]})) || { echo "usage: $0 [--threads N] [--depth D] [--kv-cache T] MODEL.gguf..." >&2; exit 2; }
 bin=${LLAMACPP_BIN:-$(bash "$root/../shared/tools/llamacpp-anchor.sh" | tail -1)}
 (cd "$root" && cargo build --quiet --release)
 ours=$root/target/release/paperdigest
@@ -34,13 +37,14 @@ print(pp, tg)'
 }
 our_rates() { # model, depth -> "prefill decode ttft_ms peak_rss_mb kv_mb file_mb"
   "$ours" -q bench speed --model "$1" --prompt-tokens 512 --gen-tokens 64 --context "$2" \
-    --repetitions 2 --threads "$threads" --json |
+    --repetitions 2 --threads "$threads" --kv-cache "$kv_cache" --json |
     python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 print(r["prefill_tok_s"], r["decode_tok_s"], r["ttft_ms"], r["peak_rss_mb"] or 0, r["kv_cache_mb"], r["file_size_mb"])'
 }
 
+echo "our attention cache: $kv_cache; llama.cpp's: f16 with flash attention (its defaults)"
 printf '%-44s %6s %9s %9s %7s %9s %9s %7s %9s %9s\n' model depth llama_pp ours_pp ratio \
   llama_tg ours_tg ratio rss_mb budget_mb
 for model in "${models[@]}"; do

@@ -58,9 +58,14 @@ int main(int argc, char **argv) {
     cp.n_ubatch = cp.n_ctx;
     cp.n_threads = 2;
     cp.n_threads_batch = 2;
-    cp.type_k = GGML_TYPE_F32;
-    cp.type_v = GGML_TYPE_F32;
-    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    /* LLAMA_LOGITS_DEFAULT_ATTENTION=1 keeps llama.cpp's own defaults instead: an f16 cache
+     * and flash attention, what llama-completion runs with. */
+    const char *defaults = getenv("LLAMA_LOGITS_DEFAULT_ATTENTION");
+    if (!defaults || strcmp(defaults, "1") != 0) {
+        cp.type_k = GGML_TYPE_F32;
+        cp.type_v = GGML_TYPE_F32;
+        cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    }
     struct llama_context *ctx = llama_init_from_model(model, cp);
     if (!ctx) { fprintf(stderr, "cannot create a context\n"); return 1; }
     int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));

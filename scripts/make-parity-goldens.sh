@@ -89,8 +89,22 @@ for p in prompts:
         print(f"  {p['name']} (-fa {attention}): {text!r}", file=sys.stderr)
     cases.append(case)
 
+cpu = "unknown"
+try:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("flags"):
+            flags = line.split(":", 1)[1].split()
+            cpu = " ".join(f for f in ["avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512vl",
+                                       "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile"]
+                           if f in flags)
+            break
+except OSError:
+    pass
 golden = {
     "model": name,
+    # ggml's rounding follows the SIMD it was built for (-DGGML_NATIVE=ON): llama.cpp's greedy
+    # text differs between an AVX2 and an AVX-512 machine, so the goldens name theirs.
+    "llama_cpp_cpu_features": cpu,
     "file": file,
     "tokens": N,
     "generator": "llama-completion -p PROMPT --no-escape --temp 0 -n 24 --ignore-eos -no-cnv "

@@ -509,6 +509,7 @@ fn load_writer<'a>(
             let load = LoadOptions {
                 device,
                 context: Some(settings.max_context),
+                kv_cache: settings.kv_cache,
             };
             let engine = Engine::load(path, &load).map_err(|cause| AppError::Load {
                 path: path.to_path_buf(),

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
+use crate::llm::KvCacheType;
 use crate::paper::Lang;
 use crate::render::Format;
 
@@ -132,6 +133,9 @@ pub struct BenchSpeedArgs {
     /// Tokens already in the context before each measurement (llama-bench -d).
     #[arg(long, default_value_t = 0)]
     pub context: usize,
+    /// Attention cache: f16 (the default, as llama.cpp's and llama-bench's) or f32.
+    #[arg(long, value_name = "f16|f32", default_value = "f16")]
+    pub kv_cache: KvCacheType,
     /// Repeat each measurement this many times and report the mean.
     #[arg(long, default_value_t = 1)]
     pub repetitions: usize,
@@ -198,6 +202,11 @@ pub struct RunArgs {
     /// Most tokens of prompt plus answer per request (capped by the model).
     #[arg(long, value_name = "TOKENS")]
     pub max_context: Option<usize>,
+    /// Attention cache: f16 (default), as llama.cpp keeps it, attention rounded as llama.cpp's CPU
+    /// flash attention rounds it; or f32, twice the memory, attention rounded as little as f32
+    /// allows.
+    #[arg(long, value_name = "f16|f32")]
+    pub kv_cache: Option<KvCacheType>,
     /// Sampling temperature; 0 is greedy.
     #[arg(long)]
     pub temperature: Option<f64>,

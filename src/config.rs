@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::llm::KvCacheType;
 use crate::paper::Lang;
 
 /// The name of the model used when none is chosen: the smallest one, which runs anywhere.
@@ -18,6 +19,8 @@ pub struct Settings {
     pub device: String,
     /// Upper bound on the prompt plus answer, in tokens; also capped by the model.
     pub max_context: usize,
+    /// How the attention cache stores keys and values.
+    pub kv_cache: KvCacheType,
     pub temperature: f64,
     pub top_p: f64,
     pub seed: u64,
@@ -45,6 +48,7 @@ impl Default for Settings {
             lang: Lang::Vi,
             device: "auto".to_string(),
             max_context: 4096,
+            kv_cache: KvCacheType::F16,
             temperature: 0.2,
             top_p: 0.9,
             seed: 0,
@@ -71,6 +75,7 @@ pub struct FileConfig {
     pub lang: Option<Lang>,
     pub device: Option<String>,
     pub max_context: Option<usize>,
+    pub kv_cache: Option<KvCacheType>,
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
     pub seed: Option<u64>,
@@ -92,6 +97,7 @@ pub struct FlagOverrides {
     pub lang: Option<Lang>,
     pub device: Option<String>,
     pub max_context: Option<usize>,
+    pub kv_cache: Option<KvCacheType>,
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
     pub seed: Option<u64>,
@@ -175,6 +181,7 @@ impl Settings {
             set(&mut s.lang, f.lang);
             set(&mut s.device, f.device);
             set(&mut s.max_context, f.max_context);
+            set(&mut s.kv_cache, f.kv_cache);
             set(&mut s.temperature, f.temperature);
             set(&mut s.top_p, f.top_p);
             set(&mut s.seed, f.seed);
@@ -211,6 +218,7 @@ impl Settings {
         set(&mut s.lang, flags.lang);
         set(&mut s.device, flags.device);
         set(&mut s.max_context, flags.max_context);
+        set(&mut s.kv_cache, flags.kv_cache);
         set(&mut s.temperature, flags.temperature);
         set(&mut s.top_p, flags.top_p);
         set(&mut s.seed, flags.seed);

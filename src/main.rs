@@ -119,6 +119,7 @@ fn run_flags(args: &RunArgs) -> FlagOverrides {
     FlagOverrides {
         device: args.device.clone(),
         max_context: args.max_context,
+        kv_cache: args.kv_cache,
         temperature: args.temperature,
         top_p: args.top_p,
         seed: args.seed,
@@ -235,6 +236,7 @@ fn generate(cli: &Cli, args: &GenerateArgs, display: &Display) -> anyhow::Result
         device,
         // Unset: the trained length; cache pages are only touched as positions fill.
         context: args.model.run.max_context,
+        kv_cache: settings.kv_cache,
     };
     let engine = Engine::load(&resolved.path, &load).map_err(|error| tools::ToolError::Model {
         path: resolved.path.clone(),
@@ -483,6 +485,7 @@ fn bench_speed(cli: &Cli, args: &BenchSpeedArgs, display: &Display) -> anyhow::R
         &paperdigest::llm::LoadOptions {
             device,
             context: Some(needed.max(1)),
+            kv_cache: args.kv_cache,
         },
     )
     .with_context(|| format!("loading {}", resolved.path.display()))?;

@@ -206,6 +206,7 @@ fn greedy_raw_generation_is_the_exact_argmax_and_prints_only_the_continuation() 
         &LoadOptions {
             device: DeviceChoice::Cpu,
             context: None,
+            kv_cache: Default::default(),
         },
     )
     .unwrap();

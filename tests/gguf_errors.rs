@@ -88,6 +88,7 @@ fn load_and_run(path: &Path) -> Result<(), LlmError> {
         &LoadOptions {
             device: DeviceChoice::Cpu,
             context: None,
+            kv_cache: Default::default(),
         },
     )?;
     let mut session = engine.new_session()?;

@@ -842,6 +842,7 @@ fn prompt_injection_cannot_change_the_digest_format() {
         &LoadOptions {
             device: DeviceChoice::Cpu,
             context: Some(1024),
+            kv_cache: Default::default(),
         },
     )
     .unwrap();
@@ -1074,6 +1075,7 @@ fn extreme_model_metadata_is_an_error_not_a_crash() {
                     let options = LoadOptions {
                         device: DeviceChoice::Cpu,
                         context: Some(64),
+                        kv_cache: Default::default(),
                     };
                     let engine = Engine::load(&dest, &options)?;
                     let tokens = engine.tokenizer().encode("Hello there, world")?;

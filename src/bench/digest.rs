@@ -326,6 +326,7 @@ pub fn measure_model(job: &WorkerJob, papers: &[BenchPaper], display: &Display) 
         &LoadOptions {
             device,
             context: Some(job.max_context),
+            kv_cache: Default::default(),
         },
     );
     spinner.finish_and_clear();

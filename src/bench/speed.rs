@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::llm::{Engine, LlmError, Session};
+use crate::llm::{Engine, KvCacheType, LlmError, Session};
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +58,8 @@ pub struct SpeedReport {
     pub peak_rss_mb: Option<f64>,
     /// The attention cache one session allocates.
     pub kv_cache_mb: f64,
+    /// How the cache stores keys and values.
+    pub kv_cache: KvCacheType,
 }
 
 /// Runs the measurements on a loaded engine. `load_seconds` is reported as given.
@@ -130,6 +132,7 @@ pub fn measure_speed(
         ttft_ms: ttft_secs * 1000.0 / repetitions as f64,
         peak_rss_mb: peak_rss_mb(),
         kv_cache_mb: engine.kv_cache_bytes() as f64 / 1e6,
+        kv_cache: engine.kv_cache_type(),
     })
 }
 
@@ -180,6 +183,7 @@ mod tests {
             &LoadOptions {
                 device: DeviceChoice::Cpu,
                 context: Some(context),
+                kv_cache: Default::default(),
             },
         )
         .unwrap();
@@ -203,8 +207,9 @@ mod tests {
         assert!(report.ttft_ms > 0.0);
         assert_eq!(report.load_seconds, 0.5);
         assert_eq!((report.context, report.repetitions), (20, 2));
-        // 2 layers, 2 KV heads of 16, 256 positions, keys and values in f32.
-        assert_eq!(report.kv_cache_mb, (2 * 2 * 2 * 16 * 256 * 4) as f64 / 1e6);
+        // 2 layers, 2 KV heads of 16, 256 positions, keys and values in f16.
+        assert_eq!(report.kv_cache_mb, (2 * 2 * 2 * 16 * 256 * 2) as f64 / 1e6);
+        assert_eq!(report.kv_cache, KvCacheType::F16);
         if cfg!(target_os = "linux") {
             assert!(report.peak_rss_mb.is_some_and(|mb| mb > 1.0));
         }

@@ -1136,6 +1136,7 @@ mod model_tests {
                 &LoadOptions {
                     device: DeviceChoice::Cpu,
                     context: None,
+                    kv_cache: Default::default(),
                 },
             )
             .unwrap()

@@ -18,7 +18,7 @@ use super::chat::{ChatMessage, ChatTemplate, encode_chat};
 use super::device::{DeviceChoice, describe};
 use super::error::{LlmError, panic_message};
 use super::gguf::{GgufFile, ModelInfo};
-use super::models::{self, Model, ModelState, PREFILL_CHUNK};
+use super::models::{self, KvCacheType, Model, ModelState, PREFILL_CHUNK};
 use super::sampler::{Sampler, TokenMask};
 use super::tokenizer::{GgufTokenizer, TokenStream};
 
@@ -29,6 +29,8 @@ pub struct LoadOptions {
     /// The most tokens a session may hold; None: the model's trained context length. Each
     /// session's attention cache is allocated to this size up front.
     pub context: Option<usize>,
+    /// How the attention cache stores keys and values.
+    pub kv_cache: KvCacheType,
 }
 
 /// A loaded model: weights, tokenizer, chat template, file summary and device.
@@ -60,7 +62,7 @@ impl Engine {
         let tokenizer = GgufTokenizer::from_gguf(&gguf)?;
         let chat = ChatTemplate::from_gguf(&gguf, &tokenizer)?;
         let info = gguf.info().clone();
-        let model = Model::load(gguf, arch, &device, opts.context)?;
+        let model = Model::load(gguf, arch, &device, opts.context, opts.kv_cache)?;
         tracing::info!(
             model = %info.name,
             architecture = %info.architecture,
@@ -104,6 +106,11 @@ impl Engine {
     /// Bytes of the attention cache each session allocates (and each fork copies into).
     pub fn kv_cache_bytes(&self) -> usize {
         self.model.kv_cache_bytes()
+    }
+
+    /// How each session's attention cache stores keys and values.
+    pub fn kv_cache_type(&self) -> KvCacheType {
+        self.model.kv_cache_type()
     }
 
     /// Renders and tokenizes a conversation with this model's template, injection-safe
@@ -462,6 +469,7 @@ mod tests {
                 let opts = LoadOptions {
                     device: DeviceChoice::Cpu,
                     context: None,
+                    kv_cache: Default::default(),
                 };
                 Some(Engine::load(&path, &opts).unwrap())
             })
@@ -547,6 +555,7 @@ mod tests {
         let load = LoadOptions {
             device: DeviceChoice::Cpu,
             context: Some(64),
+            kv_cache: Default::default(),
         };
         let engine = Engine::load(&path, &load).unwrap();
         let mut session = engine.new_session().unwrap();
@@ -700,6 +709,7 @@ mod tests {
             &LoadOptions {
                 device: DeviceChoice::Cpu,
                 context: None,
+                kv_cache: Default::default(),
             },
         )
         .unwrap_err();
@@ -718,6 +728,7 @@ mod tests {
                 &LoadOptions {
                     device: DeviceChoice::Cpu,
                     context,
+                    kv_cache: Default::default(),
                 },
             )
             .unwrap()
@@ -783,6 +794,7 @@ mod tests {
                 &LoadOptions {
                     device: DeviceChoice::Cpu,
                     context: None,
+                    kv_cache: Default::default(),
                 },
             )
             .unwrap();

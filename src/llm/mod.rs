@@ -25,6 +25,6 @@ pub use generate::{
     generate_masked,
 };
 pub use gguf::{GgufFile, ModelInfo};
-pub use models::SUPPORTED_ARCHITECTURES;
+pub use models::{KvCacheType, SUPPORTED_ARCHITECTURES};
 pub use sampler::{Sampler, SamplingParams, TokenMask};
 pub use tokenizer::{GgufTokenizer, TokenStream, TokenType};

@@ -713,6 +713,7 @@ mod tests {
         LoadOptions {
             device: DeviceChoice::Cpu,
             context: None,
+            kv_cache: Default::default(),
         }
     }
 

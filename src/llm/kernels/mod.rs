@@ -268,7 +268,9 @@ macro_rules! same_layout {
 }
 
 pub(crate) mod attention;
+pub(crate) mod flash;
 mod kquants;
+mod math;
 
 /// Views the raw bytes of a quantized tensor of `rows` x `k` as its blocks of 32.
 fn blocks_of<B>(bytes: &[u8], rows: usize, k: usize) -> candle_core::Result<&[B]> {
@@ -952,6 +954,179 @@ mod avx2 {
 /// Values below this many elements are rounded on the calling thread.
 const PARALLEL_MIN: usize = 1 << 16;
 const CHUNK: usize = 4096;
+
+/// `silu(gate) * up` as ggml's CPU code computes it ([`math::swiglu_row`]): libm's `expf` and
+/// ggml's polynomial differ in the last bit, enough to flip an 8-bit rounding in the next matmul.
+pub(crate) fn swiglu_ggml(gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> {
+    if !gate.device().is_cpu() || gate.dtype() != candle_core::DType::F32 {
+        return candle_nn::ops::silu(gate)? * up;
+    }
+    if gate.shape() != up.shape() {
+        candle_core::bail!(
+            "swiglu: gate {:?} and up {:?} differ",
+            gate.shape(),
+            up.shape()
+        );
+    }
+    let width = gate.dims().last().copied().unwrap_or(0).max(1);
+    let x = gate.flatten_all()?.to_vec1::<f32>()?;
+    let g = up.flatten_all()?.to_vec1::<f32>()?;
+    let mut y = vec![0f32; x.len()];
+    // Row by row, as ggml: its 16-lane blocks start at each row's start.
+    let sink = RowsOut::new(&mut y, width);
+    let run = |r: usize| {
+        // SAFETY: each row index comes in exactly one range.
+        let dst = unsafe { sink.row(r) };
+        let at = r * width;
+        math::swiglu_row(&x[at..at + dst.len()], &g[at..at + dst.len()], dst);
+    };
+    let rows = x.len().div_ceil(width);
+    if x.len() < PARALLEL_MIN {
+        (0..rows).for_each(run);
+    } else {
+        for_chunks(rows, |range| range.for_each(run));
+    }
+    Tensor::from_vec(y, gate.shape(), gate.device())
+}
+
+/// RoPE of `x`, `(seq, heads, head_dim)`, with the angles' `cos` and `sin` given per position
+/// (`(seq, head_dim / 2)`), rounded as ggml's CPU code rounds it: of each pair's two products
+/// the one with `x0` is fused into the sum, as GCC contracts ggml's `x0*cos - x1*sin` and
+/// `x0*sin + x1*cos`. candle rounds both products; the last bits differ, and in an f16 cache a
+/// last bit can move a key to the next f16 value. `half_split` pairs `i` with `i + head_dim / 2`
+/// (NEOX); otherwise adjacent dimensions pair up.
+pub(crate) fn rope_ggml(
+    x: &Tensor,
+    cos: &[f32],
+    sin: &[f32],
+    half_split: bool,
+) -> candle_core::Result<Tensor> {
+    let (seq, heads, hd) = x.dims3()?;
+    let half = hd / 2;
+    if cos.len() != seq * half || sin.len() != seq * half || hd % 2 != 0 {
+        candle_core::bail!("rope: tables of {} for {seq} positions of {hd}", cos.len());
+    }
+    let mut data = x.flatten_all()?.to_vec1::<f32>()?;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: FMA was just checked; `mul_add` becomes one instruction instead of a call.
+        unsafe { rope_rows_fma(&mut data, cos, sin, heads, hd, half_split) };
+        return Tensor::from_vec(data, (seq, heads, hd), x.device());
+    }
+    rope_rows(&mut data, cos, sin, heads, hd, half_split);
+    Tensor::from_vec(data, (seq, heads, hd), x.device())
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+unsafe fn rope_rows_fma(
+    data: &mut [f32],
+    cos: &[f32],
+    sin: &[f32],
+    heads: usize,
+    hd: usize,
+    half_split: bool,
+) {
+    rope_rows(data, cos, sin, heads, hd, half_split);
+}
+
+#[inline(always)]
+fn rope_rows(
+    data: &mut [f32],
+    cos: &[f32],
+    sin: &[f32],
+    heads: usize,
+    hd: usize,
+    half_split: bool,
+) {
+    let half = hd / 2;
+    for (t, token) in data.chunks_exact_mut(heads * hd).enumerate() {
+        let (cos, sin) = (
+            &cos[t * half..(t + 1) * half],
+            &sin[t * half..(t + 1) * half],
+        );
+        for head in token.chunks_exact_mut(hd) {
+            for i in 0..half {
+                let (a, b) = if half_split {
+                    (i, i + half)
+                } else {
+                    (2 * i, 2 * i + 1)
+                };
+                let (x0, x1) = (head[a], head[b]);
+                // GCC vectorises ggml's pair as (x0, x0) * (cos, sin) fused with
+                // -/+ (x1, x1) * (sin, cos): the x0 products are the fused ones.
+                head[a] = x0.mul_add(cos[i], -(x1 * sin[i]));
+                head[b] = x0.mul_add(sin[i], x1 * cos[i]);
+            }
+        }
+    }
+}
+
+/// RMSNorm of every row (the last dimension) times `weight`, as ggml computes it on the CPU:
+/// squares summed in f64, `x * (1 / sqrt(mean + eps)) * w` in f32. candle sums in f32 and
+/// divides by the root; the results differ in the last bit, and a last bit is enough to flip
+/// the rounding of an activation quantized to 8 bits for the next matmul (on a tiny Q4_1
+/// model: logits 0.1 apart instead of 4e-5).
+pub(crate) fn rms_norm_ggml(x: &Tensor, weight: &Tensor, eps: f32) -> candle_core::Result<Tensor> {
+    if !x.device().is_cpu() || x.dtype() != candle_core::DType::F32 {
+        return candle_nn::ops::rms_norm(x, weight, eps);
+    }
+    x.contiguous()?
+        .apply_op2_no_bwd(&weight.contiguous()?, &RmsNorm { eps })
+}
+
+struct RmsNorm {
+    eps: f32,
+}
+
+impl candle_core::CustomOp2 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "rms-norm-ggml"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let input = f32_slice(s1, l1, self.name())?;
+        let weight = f32_slice(s2, l2, self.name())?;
+        let width = l1.dims().last().copied().unwrap_or(0);
+        if width == 0 || weight.len() != width {
+            candle_core::bail!(
+                "rms-norm-ggml: rows of {width} against a weight of {}",
+                weight.len()
+            );
+        }
+        let mut out = vec![0f32; input.len()];
+        let rows = input.len() / width;
+        let sink = RowsOut::new(&mut out, width);
+        let norm = |r: usize| {
+            let x = &input[r * width..(r + 1) * width];
+            // SAFETY: each row index comes in exactly one range.
+            let y = unsafe { sink.row(r) };
+            rms_norm_row(x, weight, self.eps, y);
+        };
+        if input.len() < PARALLEL_MIN {
+            (0..rows).for_each(norm);
+        } else {
+            for_chunks(rows, |range| range.for_each(norm));
+        }
+        Ok((candle_core::CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// ggml's `ggml_compute_forward_rms_norm_f32` fused with the weight, for one row.
+fn rms_norm_row(x: &[f32], weight: &[f32], eps: f32, y: &mut [f32]) {
+    let sum: f64 = x.iter().map(|&v| (v * v) as f64).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for ((y, &x), &w) in y.iter_mut().zip(x).zip(weight) {
+        *y = x * scale * w;
+    }
+}
 
 /// GELU (tanh approximation) as ggml computes it on the CPU: the input rounded to f16, the
 /// result read from a table of f16 values, 0 below -10 and the identity above 10.

@@ -17,6 +17,7 @@ use candle_core::quantized::gguf_file::Content;
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 
 use crate::llm::kernels::{self, Linear};
+use crate::llm::models::KvCacheType;
 
 use crate::llm::error::LlmError;
 use crate::llm::gguf::GgufFile;
@@ -246,6 +247,7 @@ pub(crate) struct Decoder {
     rope_factors: Option<Vec<f32>>,
     /// The context a session may hold (its cache is allocated to this size).
     context: usize,
+    kv_cache: KvCacheType,
     device: Device,
 }
 
@@ -258,6 +260,7 @@ impl Decoder {
         variant: Variant,
         device: &Device,
         context: Option<usize>,
+        kv_cache: KvCacheType,
     ) -> Result<Decoder, LlmError> {
         let path = gguf.path().to_path_buf();
         let plan = TensorPlan::new(&hyper, &variant);
@@ -350,6 +353,7 @@ impl Decoder {
             output,
             rope_factors,
             context,
+            kv_cache,
             device: device.clone(),
         })
     }
@@ -359,10 +363,18 @@ impl Decoder {
         self.context
     }
 
-    /// Bytes of one session's attention cache (keys and values, f32, every layer).
+    /// Bytes of one session's attention cache (keys and values, every layer).
     pub(crate) fn kv_cache_bytes(&self) -> usize {
         let h = &self.hyper;
-        2 * h.layers * h.kv_heads * h.head_dim * self.context * std::mem::size_of::<f32>()
+        2 * h.layers
+            * h.kv_heads
+            * h.head_dim
+            * self.context
+            * self.kv_cache.dtype().size_in_bytes()
+    }
+
+    pub(crate) fn kv_cache_type(&self) -> KvCacheType {
+        self.kv_cache
     }
 
     /// A fresh session cache of [`Decoder::context`] positions.
@@ -381,27 +393,28 @@ impl Decoder {
             x = (x * (hyper.embedding as f64).sqrt())?;
         }
         for (layer, block) in self.blocks.iter().enumerate() {
-            let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, hyper.rms_eps)?;
+            let h = kernels::rms_norm_ggml(&x, &block.attn_norm, hyper.rms_eps)?;
             let mut attn = self.attention(block, &mut cache.layers[layer], &h, position, seq)?;
             if let Some(norm) = &block.post_attn_norm {
-                attn = candle_nn::ops::rms_norm(&attn, norm, hyper.rms_eps)?;
+                attn = kernels::rms_norm_ggml(&attn, norm, hyper.rms_eps)?;
             }
             x = (x + attn)?;
-            let h = candle_nn::ops::rms_norm(&x, &block.ffn_norm, hyper.rms_eps)?;
+            let h = kernels::rms_norm_ggml(&x, &block.ffn_norm, hyper.rms_eps)?;
             let gate = block.gate.forward(&h)?;
-            let gate = match self.variant.activation {
-                Activation::Silu => candle_nn::ops::silu(&gate)?,
-                Activation::GeluTanh => kernels::gelu_ggml(&gate)?,
+            let up = block.up.forward(&h)?;
+            let activated = match self.variant.activation {
+                Activation::Silu => kernels::swiglu_ggml(&gate, &up)?,
+                Activation::GeluTanh => (kernels::gelu_ggml(&gate)? * up)?,
             };
-            let mut ffn = block.down.forward(&(gate * block.up.forward(&h)?)?)?;
+            let mut ffn = block.down.forward(&activated)?;
             if let Some(norm) = &block.post_ffn_norm {
-                ffn = candle_nn::ops::rms_norm(&ffn, norm, hyper.rms_eps)?;
+                ffn = kernels::rms_norm_ggml(&ffn, norm, hyper.rms_eps)?;
             }
             x = (x + ffn)?;
         }
         cache.len += seq;
         let last = x.narrow(0, seq - 1, 1)?;
-        let last = candle_nn::ops::rms_norm(&last, &self.output_norm, hyper.rms_eps)?;
+        let last = kernels::rms_norm_ggml(&last, &self.output_norm, hyper.rms_eps)?;
         let logits = self.output.forward(&last)?;
         logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()
     }
@@ -428,25 +441,35 @@ impl Decoder {
         let v = project(&block.wv, &block.bv)?.reshape((seq, hyper.kv_heads, hd))?;
         let (q, k) = match (&block.q_norm, &block.k_norm) {
             (Some(qn), Some(kn)) => (
-                candle_nn::ops::rms_norm(&q, qn, hyper.rms_eps)?,
-                candle_nn::ops::rms_norm(&k, kn, hyper.rms_eps)?,
+                kernels::rms_norm_ggml(&q, qn, hyper.rms_eps)?,
+                kernels::rms_norm_ggml(&k, kn, hyper.rms_eps)?,
             ),
             _ => (q, k),
         };
-        let (cos, sin) = self.rope_tables(position, seq, block.rope_base, block.rope_scale)?;
+        let (cos, sin) = self.rope_tables(position, seq, block.rope_base, block.rope_scale);
+        let half_split = self.variant.rope == RopeStyle::HalfSplit;
+        // (seq, heads, head_dim) in, (heads, seq, head_dim) out.
         let rope = |t: Tensor| -> candle_core::Result<Tensor> {
+            if self.device.is_cpu() {
+                let t = kernels::rope_ggml(&t, &cos, &sin, half_split)?;
+                return t.transpose(0, 1)?.contiguous();
+            }
+            let cos = Tensor::from_slice(&cos, (seq, hd / 2), &self.device)?;
+            let sin = Tensor::from_slice(&sin, (seq, hd / 2), &self.device)?;
             let t = t.transpose(0, 1)?.contiguous()?.unsqueeze(0)?;
-            let t = match self.variant.rope {
-                RopeStyle::Adjacent => candle_nn::rotary_emb::rope_i(&t, &cos, &sin)?,
-                RopeStyle::HalfSplit => candle_nn::rotary_emb::rope(&t, &cos, &sin)?,
+            let t = if half_split {
+                candle_nn::rotary_emb::rope(&t, &cos, &sin)?
+            } else {
+                candle_nn::rotary_emb::rope_i(&t, &cos, &sin)?
             };
             t.squeeze(0)
         };
         let q = rope(q)?;
         let k = rope(k)?;
         let v = v.transpose(0, 1)?.contiguous()?;
-        cache.k.slice_set(&k, 1, position)?;
-        cache.v.slice_set(&v, 1, position)?;
+        let stored = self.kv_cache.dtype();
+        cache.k.slice_set(&k.to_dtype(stored)?, 1, position)?;
+        cache.v.slice_set(&v.to_dtype(stored)?, 1, position)?;
         let scale = hyper.attention_scale as f64;
         let q = if self.variant.pre_scale_queries {
             (q * scale)?
@@ -480,8 +503,14 @@ impl Decoder {
         let hd = hyper.head_dim;
         let scale = hyper.attention_scale as f64;
         let end = position + seq;
-        let keys = cache.k.narrow(1, start, end - start)?;
-        let values = cache.v.narrow(1, start, end - start)?;
+        let keys = cache
+            .k
+            .narrow(1, start, end - start)?
+            .to_dtype(DType::F32)?;
+        let values = cache
+            .v
+            .narrow(1, start, end - start)?
+            .to_dtype(DType::F32)?;
         let group = hyper.heads / hyper.kv_heads;
         // Stack the queries that share a KV head so one batched matmul per KV head does all.
         let q = q.reshape((hyper.kv_heads, group * seq, hd))?;
@@ -525,42 +554,66 @@ impl Decoder {
         let queries = q.flatten_all()?.to_vec1::<f32>()?;
         let (k_storage, k_layout) = cache.k.storage_and_layout();
         let (v_storage, v_layout) = cache.v.storage_and_layout();
-        let (Storage::Cpu(CpuStorage::F32(keys)), Storage::Cpu(CpuStorage::F32(values))) =
-            (&*k_storage, &*v_storage)
-        else {
-            candle_core::bail!("the attention cache is not f32 on the CPU");
-        };
         if !k_layout.is_contiguous() || !v_layout.is_contiguous() {
             candle_core::bail!("the attention cache is not contiguous");
         }
-        let out = kernels::attention::attend(&kernels::attention::Attention {
-            queries: &queries,
-            keys: &keys[k_layout.start_offset()..],
-            values: &values[v_layout.start_offset()..],
-            kv_heads: hyper.kv_heads,
-            group: hyper.heads / hyper.kv_heads,
-            seq,
-            head_dim: hd,
-            capacity: self.context,
-            position,
-            start,
-            window,
-            scale: (!self.variant.pre_scale_queries).then_some(hyper.attention_scale),
-        });
+        let (k_at, v_at) = (k_layout.start_offset(), v_layout.start_offset());
+        let kv_heads = hyper.kv_heads;
+        let group = hyper.heads / hyper.kv_heads;
+        let out = match (&*k_storage, &*v_storage) {
+            (Storage::Cpu(CpuStorage::F32(keys)), Storage::Cpu(CpuStorage::F32(values))) => {
+                kernels::attention::attend(&kernels::attention::Attention {
+                    queries: &queries,
+                    keys: &keys[k_at..],
+                    values: &values[v_at..],
+                    kv_heads,
+                    group,
+                    seq,
+                    head_dim: hd,
+                    capacity: self.context,
+                    position,
+                    start,
+                    window,
+                    scale: (!self.variant.pre_scale_queries).then_some(hyper.attention_scale),
+                })
+            }
+            (Storage::Cpu(CpuStorage::F16(keys)), Storage::Cpu(CpuStorage::F16(values))) => {
+                kernels::flash::attend(&kernels::flash::Attention {
+                    queries: &queries,
+                    keys: &keys[k_at..],
+                    values: &values[v_at..],
+                    kv_heads,
+                    group,
+                    seq,
+                    head_dim: hd,
+                    capacity: self.context,
+                    position,
+                    window,
+                    // ggml multiplies each score by the scale, by 1 where the queries were.
+                    scale: if self.variant.pre_scale_queries {
+                        1.0
+                    } else {
+                        hyper.attention_scale
+                    },
+                    threads: candle_core::utils::get_num_threads(),
+                })
+            }
+            _ => candle_core::bail!("the attention cache is neither f32 nor f16 on the CPU"),
+        };
         Tensor::from_vec(out, (hyper.heads, seq, hd), &self.device)?
             .transpose(0, 1)?
             .reshape((seq, hyper.heads * hd))
     }
 
-    /// cos/sin of the RoPE angles for positions `position..position + seq`, shaped
-    /// `(seq, head_dim / 2)`; angles accumulate in f32 as ggml computes them.
+    /// cos/sin of the RoPE angles for positions `position..position + seq`, `(seq, head_dim / 2)`
+    /// row-major; angles accumulate in f32 as ggml computes them.
     fn rope_tables(
         &self,
         position: usize,
         seq: usize,
         base: f32,
         scale: f32,
-    ) -> candle_core::Result<(Tensor, Tensor)> {
+    ) -> (Vec<f32>, Vec<f32>) {
         let half = self.hyper.head_dim / 2;
         let theta_scale = base.powf(-2.0 / self.hyper.head_dim as f32);
         let mut cos = Vec::with_capacity(seq * half);
@@ -579,10 +632,7 @@ impl Decoder {
                 theta *= theta_scale;
             }
         }
-        Ok((
-            Tensor::from_vec(cos, (seq, half), &self.device)?,
-            Tensor::from_vec(sin, (seq, half), &self.device)?,
-        ))
+        (cos, sin)
     }
 }
 
@@ -630,8 +680,8 @@ impl KvCache {
             (0..h.layers)
                 .map(|_| {
                     Ok(LayerCache {
-                        k: Tensor::zeros(shape, DType::F32, &decoder.device)?,
-                        v: Tensor::zeros(shape, DType::F32, &decoder.device)?,
+                        k: Tensor::zeros(shape, decoder.kv_cache.dtype(), &decoder.device)?,
+                        v: Tensor::zeros(shape, decoder.kv_cache.dtype(), &decoder.device)?,
                     })
                 })
                 .collect()
