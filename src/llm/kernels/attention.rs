@@ -16,29 +16,23 @@
 
 use candle_core::cpu::kernels::VecOps;
 
-use super::{RowsOut, for_chunks};
+use super::{AttentionInputs, RowsOut, for_chunks};
 
-/// One attention call: `queries` attend to cached positions `start..position + seq`.
+/// One attention call: the queries attend to cached positions `start..position + seq`.
 pub(crate) struct Attention<'a> {
-    /// `(kv_heads, group * seq, head_dim)`: the queries sharing a KV head, head-major.
-    pub queries: &'a [f32],
-    /// One layer's cached keys, `(kv_heads, capacity, head_dim)`.
-    pub keys: &'a [f32],
-    /// One layer's cached values, same shape as `keys`.
-    pub values: &'a [f32],
-    pub kv_heads: usize,
-    pub group: usize,
-    pub seq: usize,
-    pub head_dim: usize,
-    pub capacity: usize,
-    /// Position of the first query.
-    pub position: usize,
+    pub inputs: AttentionInputs<'a, f32>,
     /// First cached position attended.
     pub start: usize,
-    /// Sliding window, for the causal mask.
-    pub window: Option<usize>,
     /// Multiplies the scores after the product (`None`: the queries were scaled before).
     pub scale: Option<f32>,
+}
+
+impl<'a> std::ops::Deref for Attention<'a> {
+    type Target = AttentionInputs<'a, f32>;
+
+    fn deref(&self) -> &AttentionInputs<'a, f32> {
+        &self.inputs
+    }
 }
 
 /// The attention output, `(kv_heads, group * seq, head_dim)`.
@@ -295,17 +289,19 @@ mod tests {
             let values = random(kv_heads * capacity * head_dim, seed + 2);
             for scale in [Some(0.125f32), None] {
                 let a = Attention {
-                    queries: &queries,
-                    keys: &keys,
-                    values: &values,
-                    kv_heads,
-                    group,
-                    seq,
-                    head_dim,
-                    capacity,
-                    position,
+                    inputs: AttentionInputs {
+                        queries: &queries,
+                        keys: &keys,
+                        values: &values,
+                        kv_heads,
+                        group,
+                        seq,
+                        head_dim,
+                        capacity,
+                        position,
+                        window,
+                    },
                     start,
-                    window,
                     scale,
                 };
                 let ours = attend(&a);

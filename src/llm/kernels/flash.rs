@@ -24,41 +24,37 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 
 use super::math::reduce16;
-use super::{RowsOut, for_chunks};
+use super::{AttentionInputs, RowsOut, for_chunks};
 
-/// One attention call: `queries` attend to the cached positions their causal mask and window
-/// let them see.
+/// One attention call: the queries attend to the cached positions their causal mask and window
+/// let them see. The capacity is also the number of cells llama.cpp's cache would have.
 pub(crate) struct Attention<'a> {
-    /// `(kv_heads, group * seq, head_dim)`: the queries sharing a KV head, head-major.
-    pub queries: &'a [f32],
-    /// One layer's cached keys, `(kv_heads, capacity, head_dim)`.
-    pub keys: &'a [f16],
-    /// One layer's cached values, same shape as `keys`.
-    pub values: &'a [f16],
-    pub kv_heads: usize,
-    pub group: usize,
-    pub seq: usize,
-    pub head_dim: usize,
-    /// Cache positions per KV head; also the number of cells llama.cpp's cache would have.
-    pub capacity: usize,
-    /// Position of the first query.
-    pub position: usize,
-    /// Sliding window: a key `window` or more positions behind a query is hidden from it.
-    pub window: Option<usize>,
+    pub inputs: AttentionInputs<'a, f16>,
     /// Multiplies every score (1 where the queries were scaled before).
     pub scale: f32,
     /// Threads llama.cpp would split decode over; it decides the split path's chunks.
     pub threads: usize,
 }
 
+impl<'a> std::ops::Deref for Attention<'a> {
+    type Target = AttentionInputs<'a, f16>;
+
+    fn deref(&self) -> &AttentionInputs<'a, f16> {
+        &self.inputs
+    }
+}
+
 /// The attention output, `(kv_heads, group * seq, head_dim)`.
 pub(crate) fn attend(a: &Attention) -> Vec<f32> {
+    attend_with(a, Simd::detect())
+}
+
+fn attend_with(a: &Attention, simd: Simd) -> Vec<f32> {
     let rows = a.group * a.seq;
     let mut out = vec![0f32; a.kv_heads * rows * a.head_dim];
     if rows == 0 || a.head_dim == 0 || a.kv_heads == 0 {
         return out;
     }
-    let simd = Simd::detect();
     if a.seq >= TILE {
         tiled(a, simd, &mut out);
     } else {
@@ -721,16 +717,18 @@ mod tests {
         capacity: usize,
     ) -> Attention<'a> {
         Attention {
-            queries,
-            keys,
-            values,
-            kv_heads: c.kv_heads,
-            group: c.group,
-            seq: c.seq,
-            head_dim: c.head_dim,
-            capacity,
-            position: c.position,
-            window: c.window,
+            inputs: AttentionInputs {
+                queries,
+                keys,
+                values,
+                kv_heads: c.kv_heads,
+                group: c.group,
+                seq: c.seq,
+                head_dim: c.head_dim,
+                capacity,
+                position: c.position,
+                window: c.window,
+            },
             scale: 1.0 / (c.head_dim as f32).sqrt(),
             threads: 2,
         }
@@ -772,22 +770,6 @@ mod tests {
         out
     }
 
-    fn run(a: &Attention, simd: Simd) -> Vec<f32> {
-        let rows = a.rows();
-        let mut out = vec![0f32; a.kv_heads * rows * a.head_dim];
-        if a.seq >= TILE {
-            tiled(a, simd, &mut out);
-        } else {
-            let cells = cells_viewed(a.capacity, a.position + a.seq);
-            if a.seq == 1 && cells >= SPLIT_FROM {
-                split(a, simd, cells, &mut out);
-            } else {
-                per_row(a, simd, &mut out);
-            }
-        }
-        out
-    }
-
     #[test]
     fn close_to_exact_softmax_attention_on_every_path() {
         for (i, (c, q, k, v, capacity)) in cases().enumerate() {
@@ -816,8 +798,8 @@ mod tests {
         }
         for (i, (c, q, k, v, capacity)) in cases().enumerate() {
             let a = attention(&c, &q, &k, &v, capacity);
-            let fast = run(&a, simd);
-            let portable = run(&a, Simd::Portable);
+            let fast = attend_with(&a, simd);
+            let portable = attend_with(&a, Simd::Portable);
             let differing = fast
                 .iter()
                 .zip(&portable)

@@ -955,6 +955,27 @@ mod avx2 {
 const PARALLEL_MIN: usize = 1 << 16;
 const CHUNK: usize = 4096;
 
+/// What every attention kernel reads: one layer's queries and its cached keys and values
+/// (elements `T`: f32 or f16), with the shapes and positions that say which keys each query sees.
+pub(crate) struct AttentionInputs<'a, T> {
+    /// `(kv_heads, group * seq, head_dim)`: the queries sharing a KV head, head-major.
+    pub queries: &'a [f32],
+    /// One layer's cached keys, `(kv_heads, capacity, head_dim)`.
+    pub keys: &'a [T],
+    /// One layer's cached values, same shape as `keys`.
+    pub values: &'a [T],
+    pub kv_heads: usize,
+    pub group: usize,
+    pub seq: usize,
+    pub head_dim: usize,
+    /// Cache positions per KV head.
+    pub capacity: usize,
+    /// Position of the first query.
+    pub position: usize,
+    /// Sliding window: a key `window` or more positions behind a query is hidden from it.
+    pub window: Option<usize>,
+}
+
 /// `silu(gate) * up` as ggml's CPU code computes it ([`math::swiglu_row`]): libm's `expf` and
 /// ggml's polynomial differ in the last bit, enough to flip an 8-bit rounding in the next matmul.
 pub(crate) fn swiglu_ggml(gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> {

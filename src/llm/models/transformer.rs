@@ -558,37 +558,27 @@ impl Decoder {
             candle_core::bail!("the attention cache is not contiguous");
         }
         let (k_at, v_at) = (k_layout.start_offset(), v_layout.start_offset());
-        let kv_heads = hyper.kv_heads;
-        let group = hyper.heads / hyper.kv_heads;
         let out = match (&*k_storage, &*v_storage) {
             (Storage::Cpu(CpuStorage::F32(keys)), Storage::Cpu(CpuStorage::F32(values))) => {
                 kernels::attention::attend(&kernels::attention::Attention {
-                    queries: &queries,
-                    keys: &keys[k_at..],
-                    values: &values[v_at..],
-                    kv_heads,
-                    group,
-                    seq,
-                    head_dim: hd,
-                    capacity: self.context,
-                    position,
+                    inputs: self.attention_inputs(
+                        &queries,
+                        &keys[k_at..],
+                        &values[v_at..],
+                        (seq, position, window),
+                    ),
                     start,
-                    window,
                     scale: (!self.variant.pre_scale_queries).then_some(hyper.attention_scale),
                 })
             }
             (Storage::Cpu(CpuStorage::F16(keys)), Storage::Cpu(CpuStorage::F16(values))) => {
                 kernels::flash::attend(&kernels::flash::Attention {
-                    queries: &queries,
-                    keys: &keys[k_at..],
-                    values: &values[v_at..],
-                    kv_heads,
-                    group,
-                    seq,
-                    head_dim: hd,
-                    capacity: self.context,
-                    position,
-                    window,
+                    inputs: self.attention_inputs(
+                        &queries,
+                        &keys[k_at..],
+                        &values[v_at..],
+                        (seq, position, window),
+                    ),
                     // ggml multiplies each score by the scale, by 1 where the queries were.
                     scale: if self.variant.pre_scale_queries {
                         1.0
@@ -603,6 +593,28 @@ impl Decoder {
         Tensor::from_vec(out, (hyper.heads, seq, hd), &self.device)?
             .transpose(0, 1)?
             .reshape((seq, hyper.heads * hd))
+    }
+
+    /// The kernels' view of one layer: `queries` against cached `keys` and `values`.
+    fn attention_inputs<'a, T>(
+        &self,
+        queries: &'a [f32],
+        keys: &'a [T],
+        values: &'a [T],
+        (seq, position, window): (usize, usize, Option<usize>),
+    ) -> kernels::AttentionInputs<'a, T> {
+        kernels::AttentionInputs {
+            queries,
+            keys,
+            values,
+            kv_heads: self.hyper.kv_heads,
+            group: self.hyper.heads / self.hyper.kv_heads,
+            seq,
+            head_dim: self.hyper.head_dim,
+            capacity: self.context,
+            position,
+            window,
+        }
     }
 
     /// cos/sin of the RoPE angles for positions `position..position + seq`, `(seq, head_dim / 2)`
