@@ -294,6 +294,26 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_type_comes_from_file_then_flag() {
+        let file: FileConfig = toml::from_str("kv_cache = \"f32\"\n").unwrap();
+        let s = Settings::resolve(Some(file.clone()), &no_env, FlagOverrides::default()).unwrap();
+        assert_eq!(s.kv_cache, KvCacheType::F32);
+        let flags = FlagOverrides {
+            kv_cache: Some(KvCacheType::F16),
+            ..FlagOverrides::default()
+        };
+        assert_eq!(
+            Settings::resolve(Some(file), &no_env, flags)
+                .unwrap()
+                .kv_cache,
+            KvCacheType::F16
+        );
+        let default = Settings::resolve(None, &no_env, FlagOverrides::default()).unwrap();
+        assert_eq!(default.kv_cache, KvCacheType::F16);
+        assert!(toml::from_str::<FileConfig>("kv_cache = \"f8\"\n").is_err());
+    }
+
+    #[test]
     fn layers_override_in_order() {
         let file: FileConfig = toml::from_str(concat!(
             "model = \"from-file\"\nlang = \"en\"\nseed = 7\nmax_context = 2048\n",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use paperdigest::llm::testing::{TinyModelSpec, write_tiny_model};
-use paperdigest::llm::{DeviceChoice, Engine, GgufFile, GgufTokenizer, LoadOptions};
+use paperdigest::llm::{DeviceChoice, Engine, GgufFile, GgufTokenizer, KvCacheType, LoadOptions};
 
 /// Runs the binary with no config file, its own model store, one thread.
 fn paperdigest(work: &Path, args: &[&str]) -> Output {
@@ -201,37 +201,9 @@ fn greedy_raw_generation_is_the_exact_argmax_and_prints_only_the_continuation() 
     assert_eq!(g.stop, "max_tokens");
 
     // The reference: feed the same tokens and take the argmax of the logits at every step.
-    let engine = Engine::load(
-        &model,
-        &LoadOptions {
-            device: DeviceChoice::Cpu,
-            context: None,
-            kv_cache: Default::default(),
-        },
-    )
-    .unwrap();
+    let (expected, prompt_tokens, engine) = greedy_reference(&model, prompt, 12, KvCacheType::F16);
     let tok = engine.tokenizer();
-    let mut ids = Vec::new();
-    if tok.add_bos() {
-        ids.extend(tok.bos_id());
-    }
-    ids.extend(tok.encode(prompt).unwrap());
-    assert_eq!(g.prompt_tokens, ids.len());
-    let mut session = engine.new_session().unwrap();
-    session.feed(&ids).unwrap();
-    let mut expected = Vec::new();
-    for _ in 0..12 {
-        let logits = session.logits().unwrap();
-        let (best, _) = logits
-            .iter()
-            .enumerate()
-            .filter(|(id, _)| !tok.is_eog(*id as u32))
-            .fold((0usize, f32::NEG_INFINITY), |acc, (i, &l)| {
-                if l > acc.1 { (i, l) } else { acc }
-            });
-        expected.push(best as u32);
-        session.feed(&[best as u32]).unwrap();
-    }
+    assert_eq!(g.prompt_tokens, prompt_tokens);
     assert_eq!(g.tokens, expected);
     assert_eq!(tok.decode(&g.tokens).unwrap(), g.text);
 
@@ -292,6 +264,115 @@ fn chat_generation_and_sampling() {
         generate_json(work.path(), &model, &from_file).tokens,
         a.tokens
     );
+}
+
+/// The greedy raw continuation of `prompt` computed in process with a `kv_cache` cache: the
+/// argmax of the logits at every step (end-of-generation tokens excluded); also the prompt's
+/// length in tokens and the engine.
+fn greedy_reference(
+    model: &Path,
+    prompt: &str,
+    steps: usize,
+    kv_cache: KvCacheType,
+) -> (Vec<u32>, usize, Engine) {
+    let engine = Engine::load(
+        model,
+        &LoadOptions {
+            device: DeviceChoice::Cpu,
+            context: None,
+            kv_cache,
+        },
+    )
+    .unwrap();
+    let tok = engine.tokenizer();
+    let mut ids = Vec::new();
+    if tok.add_bos() {
+        ids.extend(tok.bos_id());
+    }
+    ids.extend(tok.encode(prompt).unwrap());
+    let mut session = engine.new_session().unwrap();
+    session.feed(&ids).unwrap();
+    let mut expected = Vec::new();
+    for _ in 0..steps {
+        let logits = session.logits().unwrap();
+        let (best, _) = logits
+            .iter()
+            .enumerate()
+            .filter(|(id, _)| !tok.is_eog(*id as u32))
+            .fold((0usize, f32::NEG_INFINITY), |acc, (i, &l)| {
+                if l > acc.1 { (i, l) } else { acc }
+            });
+        expected.push(best as u32);
+        session.feed(&[best as u32]).unwrap();
+    }
+    drop(session);
+    (expected, ids.len(), engine)
+}
+
+/// `--kv-cache` picks the cache the engine runs with; a type it does not know is a usage error.
+#[test]
+fn the_cache_flag_selects_the_attention_cache() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny_model(work.path());
+    let prompt = "Attention caches store keys and values";
+    for (flag, kind) in [("f32", KvCacheType::F32), ("f16", KvCacheType::F16)] {
+        let args = [
+            "--prompt",
+            prompt,
+            "--raw",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "10",
+            "--ignore-eos",
+            "--kv-cache",
+            flag,
+        ];
+        let g = generate_json(work.path(), &model, &args);
+        let (expected, _, _) = greedy_reference(&model, prompt, 10, kind);
+        assert_eq!(g.tokens, expected, "--kv-cache {flag}");
+    }
+    let m = model.to_str().unwrap();
+    // Tokens alone may agree between the two caches; the speed report says which cache ran.
+    let report = |flag: &str| -> serde_json::Value {
+        let run = paperdigest(
+            work.path(),
+            &[
+                "bench",
+                "speed",
+                "--model",
+                m,
+                "--prompt-tokens",
+                "8",
+                "--gen-tokens",
+                "2",
+                "--kv-cache",
+                flag,
+                "--json",
+            ],
+        );
+        assert!(run.status.success(), "{}", both(&run));
+        serde_json::from_str(stdout(&run).trim()).unwrap()
+    };
+    let (f32_report, f16_report) = (report("f32"), report("f16"));
+    assert_eq!(f32_report["kv_cache"], "f32");
+    assert_eq!(f16_report["kv_cache"], "f16");
+    let mb = |r: &serde_json::Value| r["kv_cache_mb"].as_f64().unwrap();
+    assert_eq!(mb(&f32_report), 2.0 * mb(&f16_report));
+    let run = paperdigest(
+        work.path(),
+        &[
+            "generate",
+            "--model",
+            m,
+            "--prompt",
+            "a",
+            "--kv-cache",
+            "f8",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", both(&run));
+    assert!(both(&run).contains("f8"), "{}", both(&run));
 }
 
 #[test]
