@@ -19,8 +19,11 @@
 //! interleaved eight rows at a time once at load, in place of their GGUF blocks, and prefill
 //! runs sixteen rows per register where the CPU has AVX-512.
 //!
-//! Attention: [`attention`] does candle's attention arithmetic on candle's worker pool, one KV
-//! head and block of query rows per work item.
+//! Attention: [`flash`] computes llama.cpp's CPU flash attention on an f16 cache (the default),
+//! [`attention`] candle's attention arithmetic on an f32 cache; both on candle's worker pool.
+//! RMSNorm, RoPE and SwiGLU ([`rms_norm_ggml`], [`rope_ggml`], [`swiglu_ggml`], with ggml's
+//! `expf` from `math`) round as ggml's CPU code rounds them: a last bit is enough to flip an
+//! activation's 8-bit rounding in the next product.
 //!
 //! What makes these fast besides SIMD: block scales are converted from f16 by F16C inside
 //! the register (the half crate makes a call per value), a weight row is taken against four
