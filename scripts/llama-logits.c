@@ -12,19 +12,7 @@
 #include <string.h>
 
 #include "llama.h"
-
-static int parse_ids(const char *text, llama_token *out, int cap) {
-    int n = 0;
-    const char *p = text;
-    while (*p && n < cap) {
-        char *end = NULL;
-        long v = strtol(p, &end, 10);
-        if (end == p) return -1;
-        out[n++] = (llama_token)v;
-        p = (*end == ',') ? end + 1 : end;
-    }
-    return n;
-}
+#include "llama-ids.h"
 
 static void print_logits(struct llama_context *ctx, int n_vocab, int position, int first) {
     const float *logits = llama_get_logits_ith(ctx, -1);

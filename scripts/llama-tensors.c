@@ -23,22 +23,9 @@
 #include "ggml-backend.h"
 #include "ggml.h"
 #include "llama.h"
+#include "llama-ids.h"
 
 static const char *filter = "";
-
-static int parse_ids(const char *text, llama_token *out, int cap) {
-    int n = 0;
-    const char *p = text;
-    while (*p && n < cap) {
-        char *end = NULL;
-        long v = strtol(p, &end, 10);
-        if (end == p) return -1;
-        out[n++] = (llama_token) v;
-        p = end;
-        if (*p == ',') p++;
-    }
-    return n;
-}
 
 static bool on_tensor(struct ggml_tensor *t, bool ask, void *user_data) {
     (void) user_data;

@@ -309,7 +309,7 @@ fn greedy_reference(
     (expected, ids.len(), engine)
 }
 
-/// `--kv-cache` picks the cache the engine runs with; a type it does not know is a usage error.
+/// `--kv-cache` picks the cache the engine runs with.
 #[test]
 fn the_cache_flag_selects_the_attention_cache() {
     let work = tempfile::tempdir().unwrap();
@@ -359,20 +359,6 @@ fn the_cache_flag_selects_the_attention_cache() {
     assert_eq!(f16_report["kv_cache"], "f16");
     let mb = |r: &serde_json::Value| r["kv_cache_mb"].as_f64().unwrap();
     assert_eq!(mb(&f32_report), 2.0 * mb(&f16_report));
-    let run = paperdigest(
-        work.path(),
-        &[
-            "generate",
-            "--model",
-            m,
-            "--prompt",
-            "a",
-            "--kv-cache",
-            "f8",
-        ],
-    );
-    assert_eq!(run.status.code(), Some(2), "{}", both(&run));
-    assert!(both(&run).contains("f8"), "{}", both(&run));
 }
 
 #[test]
@@ -381,9 +367,12 @@ fn generate_failures_are_clear() {
     let model = tiny_model(work.path());
     let m = model.to_str().unwrap();
 
-    // No prompt, or both kinds: usage errors.
+    // No prompt, or both kinds, or a cache type that does not exist: usage errors.
     let run = paperdigest(work.path(), &["generate", "--model", m]);
     assert_eq!(run.status.code(), Some(2), "{}", both(&run));
+    let run = paperdigest(work.path(), &["generate", "--model", m, "--kv-cache", "f8"]);
+    assert_eq!(run.status.code(), Some(2), "{}", both(&run));
+    assert!(both(&run).contains("f8"), "{}", both(&run));
     let run = paperdigest(
         work.path(),
         &[
