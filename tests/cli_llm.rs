@@ -181,21 +181,26 @@ fn generate_json(work: &Path, model: &Path, args: &[&str]) -> Generated {
     }
 }
 
-#[test]
-fn greedy_raw_generation_is_the_exact_argmax_and_prints_only_the_continuation() {
-    let work = tempfile::tempdir().unwrap();
-    let model = tiny_model(work.path());
-    let prompt = "The main problem we study is";
-    let args = [
+/// `generate` flags for a greedy raw continuation of `tokens` tokens that ignores end tokens.
+fn greedy_raw_args<'a>(prompt: &'a str, tokens: &'a str) -> Vec<&'a str> {
+    vec![
         "--prompt",
         prompt,
         "--raw",
         "--temperature",
         "0",
         "--max-tokens",
-        "12",
+        tokens,
         "--ignore-eos",
-    ];
+    ]
+}
+
+#[test]
+fn greedy_raw_generation_is_the_exact_argmax_and_prints_only_the_continuation() {
+    let work = tempfile::tempdir().unwrap();
+    let model = tiny_model(work.path());
+    let prompt = "The main problem we study is";
+    let args = greedy_raw_args(prompt, "12");
     let g = generate_json(work.path(), &model, &args);
     assert_eq!(g.tokens.len(), 12);
     assert_eq!(g.stop, "max_tokens");
@@ -316,18 +321,8 @@ fn the_cache_flag_selects_the_attention_cache() {
     let model = tiny_model(work.path());
     let prompt = "Attention caches store keys and values";
     for (flag, kind) in [("f32", KvCacheType::F32), ("f16", KvCacheType::F16)] {
-        let args = [
-            "--prompt",
-            prompt,
-            "--raw",
-            "--temperature",
-            "0",
-            "--max-tokens",
-            "10",
-            "--ignore-eos",
-            "--kv-cache",
-            flag,
-        ];
+        let mut args = greedy_raw_args(prompt, "10");
+        args.extend(["--kv-cache", flag]);
         let g = generate_json(work.path(), &model, &args);
         let (expected, _, _) = greedy_reference(&model, prompt, 10, kind);
         assert_eq!(g.tokens, expected, "--kv-cache {flag}");
