@@ -16,7 +16,7 @@
 
 use candle_core::cpu::kernels::VecOps;
 
-use super::{AttentionInputs, RowsOut, for_chunks};
+use super::{AttentionInputs, RowsOut, for_chunks, visible_keys};
 
 /// One attention call: the queries attend to cached positions `start..position + seq`.
 pub(crate) struct Attention<'a> {
@@ -100,11 +100,13 @@ fn attend_block(
             }
         }
         if needs_mask {
-            let query = a.position + (first + r) % a.seq;
+            let seen = visible_keys(a.window, a.position + (first + r) % a.seq);
             for (j, s) in row.iter_mut().enumerate() {
-                let key = a.start + j;
-                let hidden = key > query || a.window.is_some_and(|w| query - key >= w);
-                *s += if hidden { f32::NEG_INFINITY } else { 0.0 };
+                *s += if seen.contains(&(a.start + j)) {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                };
             }
         }
         softmax_in_place(row);

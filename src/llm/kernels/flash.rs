@@ -24,7 +24,7 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 
 use super::math::reduce16;
-use super::{AttentionInputs, RowsOut, for_chunks};
+use super::{AttentionInputs, RowsOut, for_chunks, visible_keys};
 
 /// One attention call: the queries attend to the cached positions their causal mask and window
 /// let them see. The capacity is also the number of cells llama.cpp's cache would have.
@@ -81,12 +81,6 @@ fn cells_viewed(capacity: usize, used: usize) -> usize {
     capacity.min(VIEW_PAD.max(used.next_multiple_of(VIEW_PAD)))
 }
 
-/// The cells a query at `query` sees: from the window's start through itself.
-fn visible(window: Option<usize>, query: usize) -> std::ops::Range<usize> {
-    let first = window.map_or(0, |w| (query + 1).saturating_sub(w));
-    first..query + 1
-}
-
 impl Attention<'_> {
     fn rows(&self) -> usize {
         self.group * self.seq
@@ -126,10 +120,10 @@ fn per_row(a: &Attention, simd: Simd, out: &mut [f32]) {
         for item in items {
             let (kv_head, row) = (item / rows, item % rows);
             let query = a.position + row % a.seq;
-            let cells = visible(a.window, query);
+            let cells = visible_keys(a.window, query);
             let part = one_chunk(a, simd, kv_head, a.query(kv_head, row), cells, &mut scratch);
             // SAFETY: each item writes its own row.
-            let dst = unsafe { sink.rows(item, 1) };
+            let dst = unsafe { sink.row(item) };
             scratch.weighted_f32(dst);
             normalise(dst, part.sum);
         }
@@ -209,12 +203,12 @@ fn split(a: &Attention, simd: Simd, cells: usize, out: &mut [f32]) {
     let width = heads * (2 + hd);
     let mut partials = vec![0f32; chunks * width];
     let sink = RowsOut::new(&mut partials, width);
-    let seen = visible(a.window, a.position);
+    let seen = visible_keys(a.window, a.position);
     for_chunks(chunks, |items| {
         let mut scratch = RowScratch::new(hd);
         for c in items {
             // SAFETY: each chunk writes its own row.
-            let dst = unsafe { sink.rows(c, 1) };
+            let dst = unsafe { sink.row(c) };
             let run = (c * chunk).max(seen.start)..((c + 1) * chunk).min(cells).min(seen.end);
             for (head, part) in dst.chunks_exact_mut(2 + hd).enumerate() {
                 let (kv_head, g) = (head / a.group, head % a.group);
@@ -293,12 +287,13 @@ fn tiled(a: &Attention, simd: Simd, out: &mut [f32]) {
             }
             maxes.fill(f32::NEG_INFINITY);
             sums.fill(0.0);
-            let span = visible(a.window, a.position + first).start
-                ..visible(a.window, a.position + first + count - 1).end;
+            let span = visible_keys(a.window, a.position + first).start
+                ..visible_keys(a.window, a.position + first + count - 1).end;
             let mut tile_start = span.start / TILE * TILE;
             while tile_start < span.end {
                 let n = TILE.min(span.end - tile_start);
-                keys_t.fill(0.0);
+                // Columns `n..` of a short last tile keep an earlier tile's keys: their scores
+                // are masked to minus infinity below whatever they hold.
                 for j in 0..n {
                     a.key(kv_head, tile_start + j)
                         .convert_to_f32_slice(&mut key);
@@ -310,7 +305,7 @@ fn tiled(a: &Attention, simd: Simd, out: &mut [f32]) {
                 }
                 for (g, dst) in dsts.iter_mut().enumerate() {
                     for (i, row) in dst.chunks_exact_mut(hd).enumerate() {
-                        let seen = visible(a.window, a.position + first + i);
+                        let seen = visible_keys(a.window, a.position + first + i);
                         let cells = seen.start.max(tile_start)..seen.end.min(tile_start + n);
                         if cells.is_empty() {
                             continue;
@@ -741,7 +736,7 @@ mod tests {
         for kv_head in 0..a.kv_heads {
             for row in 0..a.rows() {
                 let query = a.query(kv_head, row);
-                let cells = visible(a.window, a.position + row % a.seq);
+                let cells = visible_keys(a.window, a.position + row % a.seq);
                 let scores: Vec<f64> = cells
                     .clone()
                     .map(|c| {
@@ -846,8 +841,8 @@ mod tests {
         assert_eq!(cells_viewed(4096, 257), 512);
         assert_eq!(cells_viewed(300, 290), 300);
         assert_eq!(cells_viewed(100, 40), 100);
-        assert_eq!(visible(Some(512), 600), 89..601);
-        assert_eq!(visible(None, 5), 0..6);
+        assert_eq!(visible_keys(Some(512), 600), 89..601);
+        assert_eq!(visible_keys(None, 5), 0..6);
     }
 
     #[test]

@@ -958,6 +958,13 @@ mod avx2 {
 const PARALLEL_MIN: usize = 1 << 16;
 const CHUNK: usize = 4096;
 
+/// The cache positions a query at `query` sees: causal, and with a sliding window, the last
+/// `window` positions through its own (a key `window` or more positions behind is hidden).
+pub(crate) fn visible_keys(window: Option<usize>, query: usize) -> std::ops::Range<usize> {
+    let first = window.map_or(0, |w| (query + 1).saturating_sub(w));
+    first..query + 1
+}
+
 /// What every attention kernel reads: one layer's queries and its cached keys and values
 /// (elements `T`: f32 or f16), with the shapes and positions that say which keys each query sees.
 pub(crate) struct AttentionInputs<'a, T> {
@@ -997,19 +1004,10 @@ pub(crate) fn swiglu_ggml(gate: &Tensor, up: &Tensor) -> candle_core::Result<Ten
     let g = up.flatten_all()?.to_vec1::<f32>()?;
     let mut y = vec![0f32; x.len()];
     // Row by row, as ggml: its 16-lane blocks start at each row's start.
-    let sink = RowsOut::new(&mut y, width);
-    let run = |r: usize| {
-        // SAFETY: each row index comes in exactly one range.
-        let dst = unsafe { sink.row(r) };
+    for_each_row(&mut y, width, |r, dst| {
         let at = r * width;
         math::swiglu_row(&x[at..at + dst.len()], &g[at..at + dst.len()], dst);
-    };
-    let rows = x.len().div_ceil(width);
-    if x.len() < PARALLEL_MIN {
-        (0..rows).for_each(run);
-    } else {
-        for_chunks(rows, |range| range.for_each(run));
-    }
+    });
     Tensor::from_vec(y, gate.shape(), gate.device())
 }
 
@@ -1125,19 +1123,9 @@ impl candle_core::CustomOp2 for RmsNorm {
             );
         }
         let mut out = vec![0f32; input.len()];
-        let rows = input.len() / width;
-        let sink = RowsOut::new(&mut out, width);
-        let norm = |r: usize| {
-            let x = &input[r * width..(r + 1) * width];
-            // SAFETY: each row index comes in exactly one range.
-            let y = unsafe { sink.row(r) };
-            rms_norm_row(x, weight, self.eps, y);
-        };
-        if input.len() < PARALLEL_MIN {
-            (0..rows).for_each(norm);
-        } else {
-            for_chunks(rows, |range| range.for_each(norm));
-        }
+        for_each_row(&mut out, width, |r, y| {
+            rms_norm_row(&input[r * width..(r + 1) * width], weight, self.eps, y);
+        });
         Ok((candle_core::CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -1176,8 +1164,8 @@ impl candle_core::CustomOp1 for GeluTable {
         let input = f32_slice(storage, layout, self.name())?;
         let table = gelu_table();
         let mut out = vec![0f32; input.len()];
-        map_chunks(input, &mut out, |src, dst| {
-            for (x, y) in src.iter().zip(dst) {
+        for_each_row(&mut out, CHUNK, |c, dst| {
+            for (x, y) in input[c * CHUNK..].iter().zip(dst) {
                 *y = gelu_from_table(table, *x);
             }
         });
@@ -1199,18 +1187,20 @@ fn f32_slice<'a>(
     }
 }
 
-fn map_chunks(input: &[f32], out: &mut [f32], f: impl Fn(&[f32], &mut [f32]) + Sync) {
-    if input.len() < PARALLEL_MIN {
-        for (src, dst) in input.chunks(CHUNK).zip(out.chunks_mut(CHUNK)) {
-            f(src, dst);
+/// Calls `f(r, row)` for every row of `width` (> 0) items of `out` (the last may be shorter): on
+/// this thread below [`PARALLEL_MIN`] items, else on candle's worker pool.
+fn for_each_row(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if out.len() < PARALLEL_MIN {
+        for (r, row) in out.chunks_mut(width).enumerate() {
+            f(r, row);
         }
     } else {
-        let chunks = RowsOut::new(out, CHUNK);
-        for_chunks(input.len().div_ceil(CHUNK), |range| {
-            for c in range {
-                // SAFETY: each chunk index comes in exactly one range.
-                let dst = unsafe { chunks.row(c) };
-                f(&input[c * CHUNK..c * CHUNK + dst.len()], dst);
+        let rows = out.len().div_ceil(width);
+        let sink = RowsOut::new(out, width);
+        for_chunks(rows, |range| {
+            for r in range {
+                // SAFETY: each row index comes in exactly one range.
+                f(r, unsafe { sink.row(r) });
             }
         });
     }

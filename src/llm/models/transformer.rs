@@ -392,9 +392,25 @@ impl Decoder {
         if self.variant.scale_embeddings {
             x = (x * (hyper.embedding as f64).sqrt())?;
         }
+        // The RoPE angles depend only on the positions and a layer's base and scale: one table
+        // per distinct pair (two at most: Gemma 3's local layers have their own base).
+        let mut ropes: Vec<((f32, f32), RopeTable)> = Vec::new();
+        for block in &self.blocks {
+            let key = (block.rope_base, block.rope_scale);
+            if !ropes.iter().any(|(k, _)| *k == key) {
+                ropes.push((key, self.rope_tables(position, seq, key.0, key.1)));
+            }
+        }
         for (layer, block) in self.blocks.iter().enumerate() {
+            let key = (block.rope_base, block.rope_scale);
+            let rope = ropes
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, table)| table)
+                .ok_or_else(|| candle_core::Error::Msg("no RoPE table for a layer".into()))?;
             let h = kernels::rms_norm_ggml(&x, &block.attn_norm, hyper.rms_eps)?;
-            let mut attn = self.attention(block, &mut cache.layers[layer], &h, position, seq)?;
+            let mut attn =
+                self.attention(block, &mut cache.layers[layer], &h, rope, position, seq)?;
             if let Some(norm) = &block.post_attn_norm {
                 attn = kernels::rms_norm_ggml(&attn, norm, hyper.rms_eps)?;
             }
@@ -424,6 +440,7 @@ impl Decoder {
         block: &Block,
         cache: &mut LayerCache,
         h: &Tensor,
+        (cos, sin): &RopeTable,
         position: usize,
         seq: usize,
     ) -> candle_core::Result<Tensor> {
@@ -446,16 +463,15 @@ impl Decoder {
             ),
             _ => (q, k),
         };
-        let (cos, sin) = self.rope_tables(position, seq, block.rope_base, block.rope_scale);
         let half_split = self.variant.rope == RopeStyle::HalfSplit;
         // (seq, heads, head_dim) in, (heads, seq, head_dim) out.
         let rope = |t: Tensor| -> candle_core::Result<Tensor> {
             if self.device.is_cpu() {
-                let t = kernels::rope_ggml(&t, &cos, &sin, half_split)?;
+                let t = kernels::rope_ggml(&t, cos, sin, half_split)?;
                 return t.transpose(0, 1)?.contiguous();
             }
-            let cos = Tensor::from_slice(&cos, (seq, hd / 2), &self.device)?;
-            let sin = Tensor::from_slice(&sin, (seq, hd / 2), &self.device)?;
+            let cos = Tensor::from_slice(cos, (seq, hd / 2), &self.device)?;
+            let sin = Tensor::from_slice(sin, (seq, hd / 2), &self.device)?;
             let t = t.transpose(0, 1)?.contiguous()?.unsqueeze(0)?;
             let t = if half_split {
                 candle_nn::rotary_emb::rope(&t, &cos, &sin)?
@@ -477,10 +493,7 @@ impl Decoder {
             q
         };
 
-        let start = match block.window {
-            Some(w) => (position + 1).saturating_sub(w),
-            None => 0,
-        };
+        let start = kernels::visible_keys(block.window, position).start;
         let out = if self.device.is_cpu() {
             self.attention_cpu(cache, &q, position, seq, start, block.window)?
         } else {
@@ -619,13 +632,7 @@ impl Decoder {
 
     /// cos/sin of the RoPE angles for positions `position..position + seq`, `(seq, head_dim / 2)`
     /// row-major; angles accumulate in f32 as ggml computes them.
-    fn rope_tables(
-        &self,
-        position: usize,
-        seq: usize,
-        base: f32,
-        scale: f32,
-    ) -> (Vec<f32>, Vec<f32>) {
+    fn rope_tables(&self, position: usize, seq: usize, base: f32, scale: f32) -> RopeTable {
         let half = self.hyper.head_dim / 2;
         let theta_scale = base.powf(-2.0 / self.hyper.head_dim as f32);
         let mut cos = Vec::with_capacity(seq * half);
@@ -648,6 +655,9 @@ impl Decoder {
     }
 }
 
+/// cos and sin of the RoPE angles, `(seq, head_dim / 2)` each, row-major.
+type RopeTable = (Vec<f32>, Vec<f32>);
+
 /// Additive mask `(seq, span)`: 0 where key `start + j` is visible from query `position + i`,
 /// minus infinity where it is in the future or outside the sliding window.
 fn attention_mask(
@@ -660,11 +670,10 @@ fn attention_mask(
 ) -> candle_core::Result<Tensor> {
     let mut mask = Vec::with_capacity(seq * span);
     for i in 0..seq {
-        let query = position + i;
+        let seen = kernels::visible_keys(window, position + i);
         for j in 0..span {
-            let key = start + j;
-            let hidden = key > query || window.is_some_and(|w| query - key >= w);
-            mask.push(if hidden { f32::NEG_INFINITY } else { 0.0 });
+            let visible = seen.contains(&(start + j));
+            mask.push(if visible { 0.0 } else { f32::NEG_INFINITY });
         }
     }
     Tensor::from_vec(mask, (seq, span), device)
