@@ -3,7 +3,7 @@
 //! real model: one prefill of the first ids, then one decoded token at a time.
 //!
 //! Usage: `cargo run --release --example dump-logits -- [--kv-cache f16] MODEL.gguf PREFILL_IDS
-//! [DECODE_IDS]` (ids comma-separated; the cache is f32 unless told).
+//! [DECODE_IDS]` (ids comma-separated; the engine's default cache, f16, unless told).
 
 use std::path::PathBuf;
 
@@ -12,7 +12,7 @@ use paperdigest::llm::{Engine, KvCacheType, LoadOptions};
 
 fn main() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let mut kv_cache = KvCacheType::F32;
+    let mut kv_cache = KvCacheType::default();
     if args.first().is_some_and(|a| a == "--kv-cache") && args.len() > 1 {
         kv_cache = args[1].parse().map_err(anyhow::Error::msg)?;
         args.drain(..2);

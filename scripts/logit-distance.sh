@@ -2,8 +2,8 @@
 # How far our forward pass is from llama.cpp's on real models, next to how far llama.cpp is from
 # itself. For each model and prompt: the prompt is prefilled, then three tokens are decoded one
 # at a time, by llama.cpp (scripts/llama-logits.c: f32 KV cache, flash attention off) and by us
-# (examples/dump-logits.rs). Printed per step: the mean |logit difference| ours vs llama.cpp,
-# and llama.cpp's own difference between feeding the same ids in one batch and one at a time
+# (examples/dump-logits.rs --kv-cache f32, to match). Printed per step: the mean |logit
+# difference| ours vs llama.cpp, and llama.cpp's own difference between feeding the same ids in one batch and one at a time
 # (its batched and single-row kernels round differently), as the scale of noise to compare with.
 #
 # Usage: scripts/logit-distance.sh MODEL.gguf...
@@ -34,7 +34,7 @@ for model in "$@"; do
     decode=$(echo "$ids" | cut -d, -f2-4)
     "$work/llama-logits" "$model" "$ids" "$decode" > "$work/llama.json"
     "$work/llama-logits" "$model" "$ids,$decode" > "$work/llama-batched.json"
-    "$ours" "$model" "$ids" "$decode" > "$work/ours.json"
+    "$ours" --kv-cache f32 "$model" "$ids" "$decode" > "$work/ours.json"
     python3 - "$work" "$(basename "$model")" "$i" <<'PY'
 import json, sys
 work, name, prompt = sys.argv[1:]

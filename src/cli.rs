@@ -133,9 +133,10 @@ pub struct BenchSpeedArgs {
     /// Tokens already in the context before each measurement (llama-bench -d).
     #[arg(long, default_value_t = 0)]
     pub context: usize,
-    /// Attention cache: f16 (the default, as llama.cpp's and llama-bench's) or f32.
-    #[arg(long, value_name = "f16|f32", default_value = "f16")]
-    pub kv_cache: KvCacheType,
+    /// Attention cache: f16 (the default, as llama.cpp's and llama-bench's) or f32; unset, the
+    /// config file's `kv_cache`.
+    #[arg(long, value_name = "f16|f32")]
+    pub kv_cache: Option<KvCacheType>,
     /// Repeat each measurement this many times and report the mean.
     #[arg(long, default_value_t = 1)]
     pub repetitions: usize,

@@ -463,6 +463,7 @@ fn bench_speed(cli: &Cli, args: &BenchSpeedArgs, display: &Display) -> anyhow::R
     let flags = FlagOverrides {
         model: args.model.clone(),
         device: args.device.clone(),
+        kv_cache: args.kv_cache,
         ..FlagOverrides::default()
     };
     let settings = settings(cli, flags)?;
@@ -485,7 +486,7 @@ fn bench_speed(cli: &Cli, args: &BenchSpeedArgs, display: &Display) -> anyhow::R
         &paperdigest::llm::LoadOptions {
             device,
             context: Some(needed.max(1)),
-            kv_cache: args.kv_cache,
+            kv_cache: settings.kv_cache,
         },
     )
     .with_context(|| format!("loading {}", resolved.path.display()))?;
