@@ -221,9 +221,5 @@ fn qwen2_5_coder_agrees_with_llama_cpp() {
 
 #[test]
 fn gemma3_agrees_with_llama_cpp() {
-    // Below the target: 8/10. Gemma's Q5_0, Q4_K and Q6_K matmuls still sum in candle's order,
-    // not in that of ggml's kernels (Q4_K repacked eight rows at a time), so its logits are
-    // not llama.cpp's to the last bit and two prompts fall on near-ties the other way; the
-    // floor keeps what holds from regressing, and issue 5 stays open on it.
-    check_model("gemma-3-270m", 8);
+    check_model("gemma-3-270m", REQUIRED);
 }

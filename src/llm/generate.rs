@@ -155,9 +155,9 @@ pub struct Session {
 }
 
 impl Session {
-    /// Runs `tokens` through the model in chunks of 256, keeping the logits of the last one.
-    /// Fails without changing anything if the tokens would not fit in the context or are
-    /// outside the vocabulary.
+    /// Runs `tokens` through the model in chunks of `PREFILL_CHUNK`, keeping the logits of
+    /// the last one. Fails without changing anything if the tokens would not fit in the
+    /// context or are outside the vocabulary.
     pub fn feed(&mut self, tokens: &[u32]) -> Result<(), LlmError> {
         let started = Instant::now();
         self.feed_inner(tokens)?;

@@ -130,7 +130,9 @@ impl Default for TinyModelSpec {
 
 /// The tiny models whose llama.cpp logits are committed in `tests/golden/logits/`, by file
 /// stem: every architecture in F32 (exact arithmetic) and Q8_0 (quantized matmul), with a head
-/// size other than embedding / heads where the architecture allows one.
+/// size other than embedding / heads where the architecture allows one; then one model per
+/// other weight format the real models use (Q4_1, Q5_0, Q4_K, Q6_K), 256 wide so that the
+/// K-quants' 256-value blocks fit.
 pub fn golden_specs() -> Vec<(String, TinyModelSpec)> {
     let mut specs = Vec::new();
     for arch in TinyArch::ALL {
@@ -142,6 +144,19 @@ pub fn golden_specs() -> Vec<(String, TinyModelSpec)> {
             }
             specs.push((format!("tiny-{}-{tag}", arch.as_str()), spec));
         }
+    }
+    for (arch, weight_type, tag) in [
+        (TinyArch::Llama, GgmlDType::Q4_1, "q4_1"),
+        (TinyArch::Llama, GgmlDType::Q4K, "q4_k"),
+        (TinyArch::Qwen2, GgmlDType::Q6K, "q6_k"),
+        (TinyArch::Gemma3, GgmlDType::Q5_0, "q5_0"),
+        (TinyArch::Qwen3, GgmlDType::Q4K, "q4_k"),
+    ] {
+        let mut spec = TinyModelSpec::new(arch);
+        spec.weight_type = weight_type;
+        spec.embedding = 256;
+        spec.feed_forward = 512;
+        specs.push((format!("tiny-{}-{tag}", arch.as_str()), spec));
     }
     specs
 }

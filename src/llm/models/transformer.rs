@@ -415,6 +415,12 @@ impl Decoder {
                 attn = kernels::rms_norm_ggml(&attn, norm, hyper.rms_eps)?;
             }
             x = (x + attn)?;
+            if layer + 1 == self.blocks.len() && seq > 1 {
+                // Only the last position's logits are wanted: llama.cpp drops the other rows
+                // here too, which saves the last feed-forward on them and takes that product
+                // as a single row, rounded as ggml rounds single rows.
+                x = x.narrow(0, seq - 1, 1)?;
+            }
             let h = kernels::rms_norm_ggml(&x, &block.ffn_norm, hyper.rms_eps)?;
             let gate = block.gate.forward(&h)?;
             let up = block.up.forward(&h)?;
@@ -429,7 +435,7 @@ impl Decoder {
             x = (x + ffn)?;
         }
         cache.len += seq;
-        let last = x.narrow(0, seq - 1, 1)?;
+        let last = x.narrow(0, x.dim(0)? - 1, 1)?;
         let last = kernels::rms_norm_ggml(&last, &self.output_norm, hyper.rms_eps)?;
         let logits = self.output.forward(&last)?;
         logits.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()
