@@ -9,7 +9,8 @@ Printed per model: the mean |logit difference| over all steps and how many steps
 argmax; per prompt, the steps that do not, with llama.cpp's margin between its top two logits.
 
 A far finer measure than the parity test's pass count, which turns on single near-ties: on
-SmolLM2 we are at 1e-5 and 240/240; any difference in rounding shows up here first.
+all three models we are at 1e-5 and 240/240 (2026-12-05); any difference in rounding shows up
+here first.
 
 Usage: scripts/teacher-forced-agreement.py [MODEL_NAME ...]   (default: all three)
   MODELS_DIR   folder with the GGUF files (default ~/.cache/paperdigest-test-models)

@@ -587,17 +587,28 @@ fn matmul_blocks<W: Sync, X: Sync>(
 const ROWS_PER_TASK: usize = 16;
 const TOKENS_PER_TILE: usize = 32;
 
-/// `(rows, m)` to `(m, rows)`.
+/// `(rows, m)` to `(m, rows)`, in blocks of sixteen tokens on the pool: each block reads one
+/// cache line per weight row. Done plainly on the calling thread it was 9% of Gemma 3's
+/// prefill, with the other threads idle.
 fn transpose_out(out_t: Vec<f32>, rows: usize, m: usize) -> Vec<f32> {
+    const TOKENS: usize = 16;
     if m == 1 {
         return out_t;
     }
     let mut out = vec![0f32; m * rows];
-    for (j, col) in out_t.chunks(m).enumerate() {
-        for (i, &v) in col.iter().enumerate() {
-            out[i * rows + j] = v;
+    let spans = RowsOut::new(&mut out, TOKENS * rows);
+    for_chunks(m.div_ceil(TOKENS), |range| {
+        for block in range {
+            // SAFETY: each block index comes in exactly one range.
+            let span = unsafe { spans.row(block) };
+            let (first, tokens) = (block * TOKENS, span.len() / rows);
+            for (j, row) in out_t.chunks_exact(m).enumerate() {
+                for (t, &v) in row[first..first + tokens].iter().enumerate() {
+                    span[t * rows + j] = v;
+                }
+            }
         }
-    }
+    });
     out
 }
 
