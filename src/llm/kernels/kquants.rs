@@ -1568,9 +1568,10 @@ mod avx512 {
     /// Activation quants `at..at + 4` in every i32 lane.
     #[target_feature(enable = "avx512f")]
     fn broadcast_group(qs: &[i8; QK_K], at: usize) -> __m512i {
-        assert!(at + 4 <= QK_K);
-        // SAFETY: the four bytes are inside `qs` (asserted).
-        _mm512_set1_epi32(unsafe { qs.as_ptr().add(at).cast::<i32>().read_unaligned() })
+        let g = &qs[at..at + 4];
+        _mm512_set1_epi32(i32::from_le_bytes([
+            g[0] as u8, g[1] as u8, g[2] as u8, g[3] as u8,
+        ]))
     }
 
     #[target_feature(enable = "avx512f")]
