@@ -858,7 +858,6 @@ mod avx2 {
     /// tied to the output.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) fn q4k_dot(w: &[BlockQ4K], x: &[BlockQ8K]) -> f32 {
-        let m4 = _mm256_set1_epi8(0xf);
         let mut acc = _mm256_setzero_ps();
         let mut acc_m = _mm_setzero_ps();
         for (wb, xb) in w.iter().zip(x) {
@@ -873,19 +872,7 @@ mod avx2 {
             );
             let prod = _mm_madd_epi16(_mm256_extracti128_si256::<1>(mins_and_scales), q8s);
             acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
-            let mut sumi = _mm256_setzero_si256();
-            for j in 0..QK_K / 64 {
-                // Sub-block 2j's scale (low i16 of each pair) and 2j + 1's, in every lane.
-                let scale = |sub: usize| _mm256_set1_epi16(i16::from(unpacked[sub]));
-                let q4bits = load256(&wb.qs[32 * j..]);
-                let q4l = _mm256_and_si256(q4bits, m4);
-                let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4);
-                let p16l = _mm256_maddubs_epi16(q4l, load256(&xb.qs[64 * j..]));
-                let p16h = _mm256_maddubs_epi16(q4h, load256(&xb.qs[64 * j + 32..]));
-                let low = _mm256_madd_epi16(scale(2 * j), p16l);
-                let high = _mm256_madd_epi16(scale(2 * j + 1), p16h);
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(low, high));
-            }
+            let sumi = q4k_lanes(wb, xb, &unpacked);
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
         }
         let acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
@@ -1017,27 +1004,37 @@ mod avx2 {
         acc
     }
 
+    /// The eight i32 lanes of ggml's `vec_dot_q4_K_q8_K` for one block: lane L sums
+    /// `sc · q · x` over the quants at positions `4L..4L + 4` of every 32-value sub-block.
+    /// `unpacked` is the block's scales then mins.
+    #[target_feature(enable = "avx2")]
+    fn q4k_lanes(wb: &BlockQ4K, xb: &BlockQ8K, unpacked: &[u8; 16]) -> __m256i {
+        let m4 = _mm256_set1_epi8(0xf);
+        let mut sumi = _mm256_setzero_si256();
+        for j in 0..QK_K / 64 {
+            // Sub-block 2j's scale and 2j + 1's, in every i16 lane.
+            let scale = |sub: usize| _mm256_set1_epi16(i16::from(unpacked[sub]));
+            let q4bits = load256(&wb.qs[32 * j..]);
+            let q4l = _mm256_and_si256(q4bits, m4);
+            let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4);
+            let p16l = _mm256_maddubs_epi16(q4l, load256(&xb.qs[64 * j..]));
+            let p16h = _mm256_maddubs_epi16(q4h, load256(&xb.qs[64 * j + 32..]));
+            let low = _mm256_madd_epi16(scale(2 * j), p16l);
+            let high = _mm256_madd_epi16(scale(2 * j + 1), p16h);
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(low, high));
+        }
+        sumi
+    }
+
     /// ggml's tiled Q4_K product (for Q4_K it does not repack, in batches of eight rows or
     /// more) of one row pair: per super-block `r = fnma(dmin, Σ mn·bsum, (Σ sc·dot) · d)`, then
     /// `acc = fma(r, d_act, acc)`.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) fn q4k_dot_tiled(w: &[BlockQ4K], x: &[BlockQ8K]) -> f32 {
-        let m4 = _mm256_set1_epi8(0xf);
         let mut acc = 0f32;
         for (wb, xb) in w.iter().zip(x) {
             let unpacked = super::q4k_scales_mins(&wb.scales);
-            let mut sumi = _mm256_setzero_si256();
-            for j in 0..QK_K / 64 {
-                let scale = |sub: usize| _mm256_set1_epi16(i16::from(unpacked[sub]));
-                let q4bits = load256(&wb.qs[32 * j..]);
-                let q4l = _mm256_and_si256(q4bits, m4);
-                let q4h = _mm256_and_si256(_mm256_srli_epi16(q4bits, 4), m4);
-                let p16l = _mm256_maddubs_epi16(q4l, load256(&xb.qs[64 * j..]));
-                let p16h = _mm256_maddubs_epi16(q4h, load256(&xb.qs[64 * j + 32..]));
-                let low = _mm256_madd_epi16(scale(2 * j), p16l);
-                let high = _mm256_madd_epi16(scale(2 * j + 1), p16h);
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(low, high));
-            }
+            let sumi = q4k_lanes(wb, xb, &unpacked);
             let mut imin = 0i32;
             for sub in 0..8 {
                 let bsum = i32::from(xb.bsums[2 * sub]) + i32::from(xb.bsums[2 * sub + 1]);
