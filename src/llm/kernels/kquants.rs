@@ -48,7 +48,7 @@ use candle_core::quantized::GgmlDType;
 use candle_core::quantized::k_quants;
 use half::f16;
 
-use super::{RowsOut, for_chunks, for_streams, quantize_rows_of};
+use super::{RowsOut, for_product_jobs, for_streams, quantize_rows_of};
 
 /// Values per super-block.
 const QK_K: usize = 256;
@@ -224,8 +224,7 @@ fn by_rows<W: Sync>(
     let outputs = RowsOut::new(&mut out, 1);
     const ROWS_PER_JOB: usize = 64;
     let jobs_per_token = rows.div_ceil(ROWS_PER_JOB);
-    let schedule = if m == 1 { for_streams } else { for_chunks };
-    schedule(m * jobs_per_token, &|range: std::ops::Range<usize>| {
+    for_product_jobs(m, m * jobs_per_token, |range| {
         for job in range {
             let (i, part) = (job / jobs_per_token, job % jobs_per_token);
             let first = part * ROWS_PER_JOB;
@@ -537,8 +536,7 @@ pub(super) fn run_groups<'w, W: Clone + Sync + 'w, X: Sync>(
     let groups = rows / ROW_GROUP;
     let units = groups / per_unit;
     let chunks = m.div_ceil(ACT_CHUNK);
-    let schedule = if m == 1 { for_streams } else { for_chunks };
-    schedule(chunks * units, &|range: std::ops::Range<usize>| {
+    for_product_jobs(m, chunks * units, |range| {
         let mut acc = vec![[0f32; ROW_GROUP]; act_tile * per_unit];
         for job in range {
             let (chunk, unit) = (job / units, job % units);
@@ -960,10 +958,9 @@ mod avx2 {
             let v = scale(sub);
             _mm256_or_si256(_mm256_and_si256(v, low16), _mm256_slli_epi32(v, 16))
         });
-        let scale_pairs: [__m256i; 8] = std::array::from_fn(|g| {
-            let (low, high) = (scale(2 * g), scale(2 * g + 1));
-            _mm256_or_si256(_mm256_and_si256(low, low16), _mm256_slli_epi32(high, 16))
-        });
+        // The low i16 of sub-block 2g's lanes, the high one of 2g + 1's.
+        let scale_pairs: [__m256i; 8] =
+            std::array::from_fn(|g| _mm256_blend_epi16::<0xAA>(scales[2 * g], scales[2 * g + 1]));
         // Values 128h + 32j .. +32 are sub-blocks 8h + 2j and 8h + 2j + 1: their low bits
         // are the low (j < 2) or high nibbles of ql[64h + 32(j % 2)..], their high bits
         // bits 2j, 2j+1 of qh[32h..]. Turned as in `q4k_rows`.

@@ -362,7 +362,8 @@ fn quantize_rows_of<B: Clone + Send>(
 /// waiting on each other. One item runs on the calling thread. The threads take ranges from a
 /// shared cursor, eight per thread (candle's `execute_chunked`), so that a thread slowed down
 /// is made up for by the others: for products bound by arithmetic. (The same schedule through
-/// [`for_ranges`] measured 10% slower on Qwen2.5-Coder-1.5B's prefill, for reasons not found.)
+/// [`for_streams`]' cursor, eight ranges per thread, measured 10% slower on
+/// Qwen2.5-Coder-1.5B's prefill, for reasons not found.)
 fn for_chunks(n: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
     if n <= 1 {
         f(0..n);
@@ -377,11 +378,7 @@ fn for_chunks(n: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
 /// threads) decode went from 0.97x llama.cpp with eight ranges per thread (and 0.92x with
 /// 32) to 1.1x with two.
 fn for_streams(n: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
-    for_ranges(n, 2, f);
-}
-
-/// `f` over `0..n` in about `per_thread` ranges per pool thread, taken from a shared cursor.
-fn for_ranges(n: usize, per_thread: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    const RANGES_PER_THREAD: usize = 2;
     thread_local! {
         /// Set while this thread runs a job: a nested call runs inline, as the pool takes
         /// one call at a time.
@@ -393,7 +390,7 @@ fn for_ranges(n: usize, per_thread: usize, f: impl Fn(std::ops::Range<usize>) + 
     }
     let pool = candle_core::utils::barrier_pool();
     let threads = pool.n_workers() + 1;
-    let grab = n.div_ceil(threads * per_thread).max(1);
+    let grab = n.div_ceil(threads * RANGES_PER_THREAD).max(1);
     let cursor = std::sync::atomic::AtomicUsize::new(0);
     pool.execute(|_| {
         IN_JOB.set(true);
@@ -406,6 +403,16 @@ fn for_ranges(n: usize, per_thread: usize, f: impl Fn(std::ops::Range<usize>) + 
         }
         IN_JOB.set(false);
     });
+}
+
+/// The jobs of a product with `m` activation rows: [`for_streams`] for one row (decode,
+/// bound by memory bandwidth), [`for_chunks`] for more (bound by arithmetic).
+fn for_product_jobs(m: usize, n: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    if m == 1 {
+        for_streams(n, f);
+    } else {
+        for_chunks(n, f);
+    }
 }
 
 /// A buffer of rows of `width` items (the last may be shorter) that parallel workers fill,
@@ -561,8 +568,7 @@ fn matmul_blocks<W: Sync, X: Sync>(
     let x_row = |i: usize| &xq[i * kb..(i + 1) * kb];
     let tasks = rows.div_ceil(ROWS_PER_TASK);
     let out_rows = RowsOut::new(&mut out_t, ROWS_PER_TASK * m);
-    let schedule = if m == 1 { for_streams } else { for_chunks };
-    schedule(tasks, &|range: std::ops::Range<usize>| {
+    for_product_jobs(m, tasks, |range| {
         for task in range {
             // SAFETY: each task index comes in exactly one range; tasks own disjoint rows.
             let out = unsafe { out_rows.row(task) };
